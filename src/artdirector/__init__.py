@@ -1,0 +1,3 @@
+"""artdirector: a DCGAN creator directed by generation, evaluation and refinement agents."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Lightning callbacks: fixed-noise image grids and periodic FID evaluation."""
+
+from artdirector.callbacks.image_grid import FixedNoiseGrid
+
+__all__ = ["FixedNoiseGrid"]

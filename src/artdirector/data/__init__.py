@@ -1,0 +1,17 @@
+"""LightningDataModules for the image data the GAN learns and the evaluator compares against."""
+
+from artdirector.data.datamodules import (
+    DatasetUnavailableError,
+    FakeDataModule,
+    ImageDataModule,
+    Mnist5kDataModule,
+    TorchvisionDataModule,
+)
+
+__all__ = [
+    "DatasetUnavailableError",
+    "FakeDataModule",
+    "ImageDataModule",
+    "Mnist5kDataModule",
+    "TorchvisionDataModule",
+]

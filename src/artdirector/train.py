@@ -1,0 +1,112 @@
+"""``python scripts/train.py``: compose the config, instantiate everything, fit, return the swept metric."""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from artdirector import __version__
+from artdirector.io import write_json
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` in a config group (callbacks, loggers)."""
+    if not group:
+        return []
+    return [instantiate(c, **kwargs) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import torchmetrics
+    import torchvision
+
+    return {
+        "artdirector": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _scalar(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit ``cfg.model`` on ``cfg.data``; return ``cfg.optimized_metric`` (for sweepers), or None."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    # _recursive_=False: the module receives its networks and optimisers as configs and saves them,
+    # so that a checkpoint alone rebuilds the model.
+    model: L.LightningModule = instantiate(cfg.model, _recursive_=False)
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    loggers: list[Logger] = instantiate_list(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    run_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # tests compose with hydra's node
+    for logger in loggers:
+        logger.log_hyperparams(
+            {"seed": cfg.get("seed"), "config": OmegaConf.to_container(run_cfg, resolve=True)}
+        )
+
+    log.info("Output directory: %s", output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()}
+    metric_name = cfg.get("optimized_metric")
+    value = metrics.get(metric_name) if metric_name else None
+    if metric_name and value is None and not trainer.fast_dev_run:
+        log.warning("optimized_metric %r was not logged; logged metrics: %s", metric_name, sorted(metrics))
+    if value is not None:
+        for logger in loggers:
+            logger.log_metrics({"hp_metric": value}, step=trainer.global_step)
+    ckpt_cb = trainer.checkpoint_callback
+    if trainer.is_global_zero:
+        write_json(
+            output_dir / "run.json",
+            {
+                "task": cfg.get("task_name", "train"),
+                "data_used": getattr(datamodule, "hparams", {}).get("data_used"),
+                "seed": cfg.get("seed"),
+                "epochs_completed": trainer.current_epoch,
+                "global_step": trainer.global_step,
+                "metrics": metrics,
+                "optimized_metric": {"name": metric_name, "value": value},
+                "checkpoints": {
+                    "last": getattr(ckpt_cb, "last_model_path", None) or None,
+                    "best": getattr(ckpt_cb, "best_model_path", None) or None,
+                },
+                "versions": versions(),
+            },
+        )
+    if value is not None and not math.isfinite(value):
+        log.warning("optimized metric %s is %s", metric_name, value)
+    return value
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)

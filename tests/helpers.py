@@ -1,0 +1,32 @@
+"""Test-only callbacks, importable by Hydra ``_target_`` (pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+
+class PoisonGeneratorAt(L.Callback):
+    """Sets one generator weight to NaN at the start of ``epoch``: the next loss is NaN."""
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                next(pl_module.generator.parameters()).view(-1)[0] = float("nan")
+
+
+# A tiny, fast CPU run of the seed model (any dataset) ...
+TINY_MODEL = [
+    "trainer=cpu",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "model.generator.base_channels=32",
+    "model.discriminator.base_channels=8",
+]
+# ... and on 128 fake images.
+TINY = ["data=fake", "data.n_train=128", "data.n_val=64", "data.batch_size=32", *TINY_MODEL]

@@ -1,0 +1,172 @@
+"""train(cfg) end to end on CPU: fast runs, determinism, exact resume, sweeps, DDP, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from artdirector.data import DatasetUnavailableError
+from artdirector.models.gan import NonFiniteLossError
+from artdirector.train import train
+from helpers import TINY, TINY_MODEL
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+
+
+@pytest.mark.parametrize("data", ["fake", "mnist5k"])
+def test_fast_dev_run(make_cfg, tmp_path, data) -> None:
+    cfg = make_cfg("train", [*TINY_MODEL, f"data={data}", "data.batch_size=32", "debug=fdr"])
+    train(cfg)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["data_used"] == data and run["global_step"] == 2  # one batch: a D and a G step
+
+
+def test_full_epoch_writes_checkpoints_grids_and_tensorboard(make_cfg, tmp_path) -> None:
+    cfg = make_cfg("train", [*TINY, "trainer.max_epochs=2", "callbacks.model_checkpoint.every_n_epochs=1"])
+    value = train(cfg)
+    assert value is not None and value == pytest.approx(
+        json.loads((tmp_path / "run.json").read_text())["optimized_metric"]["value"]
+    )
+    assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {
+        "epoch_000.ckpt",
+        "epoch_001.ckpt",
+        "last.ckpt",
+    }
+    assert (tmp_path / "grids" / "epoch_002.png").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    ea.Reload()
+    assert {
+        "train/d_loss_step",
+        "train/g_loss_epoch",
+        "train/d_real_epoch",
+        "train/d_fake_epoch",
+        "hp_metric",
+    } <= set(ea.Tags()["scalars"])
+    assert len(ea.Images("samples/fixed_noise")) == 2
+
+
+def test_same_seed_same_weights(make_cfg, tmp_path) -> None:
+    runs = []
+    for name in ("a", "b", "c"):
+        seed = 7 if name != "c" else 8
+        cfg = make_cfg("train", [*TINY, f"seed={seed}"], out=tmp_path / name)
+        train(cfg)
+        runs.append(_weights(tmp_path / name / "checkpoints" / "last.ckpt"))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_resume_is_exact(make_cfg, tmp_path) -> None:
+    base = [*TINY_MODEL, "data=mnist5k", "data.limit_train=128", "data.batch_size=32", "seed=3"]
+    train(make_cfg("train", [*base, "trainer.max_epochs=2"], out=tmp_path / "straight"))
+    train(make_cfg("train", [*base, "trainer.max_epochs=1"], out=tmp_path / "first"))
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(make_cfg("train", [*base, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"))
+    straight = _weights(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    resumed = _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    once = _weights(first)
+    assert not all(torch.equal(once[k], straight[k]) for k in straight)  # the second epoch did something
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+
+
+def test_nan_loss_stops_and_names_the_last_good_checkpoint(make_cfg, tmp_path) -> None:
+    cfg = make_cfg("train", [*TINY, "trainer.max_epochs=3", "callbacks.model_checkpoint.every_n_epochs=1"])
+    with open_dict(cfg):
+        cfg.callbacks.poison = {"_target_": "helpers.PoisonGeneratorAt", "epoch": 1}
+    with pytest.raises(NonFiniteLossError) as err:
+        train(cfg)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert "train/d_loss became nan" in str(err.value) and str(last) in str(err.value)
+    assert all(torch.isfinite(v).all() for v in _weights(last).values() if v.is_floating_point())
+
+
+def test_missing_dataset_with_fallback_off_is_an_error(make_cfg, tmp_path) -> None:
+    cfg = make_cfg(
+        "train",
+        [
+            *TINY_MODEL,
+            "data=mnist",
+            "data.batch_size=32",
+            f"data.root={tmp_path / 'empty'}",
+            "data.download=false",
+            "data.fallback_to_bundled=false",
+        ],
+    )
+    with pytest.raises(DatasetUnavailableError, match="fallback_to_bundled=true"):
+        train(cfg)
+
+
+def test_missing_dataset_falls_back_loudly_and_records_it(make_cfg, tmp_path, caplog) -> None:
+    cfg = make_cfg(
+        "train",
+        [
+            *TINY_MODEL,
+            "data=mnist",
+            "data.batch_size=32",
+            f"data.root={tmp_path / 'empty'}",
+            "data.download=false",
+            "debug=fdr",
+        ],
+    )
+    train(cfg)
+    assert "FALLING BACK" in caplog.text
+    assert json.loads((tmp_path / "run.json").read_text())["data_used"].startswith("mnist5k (fallback")
+
+
+def _script(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_multirun_sweep_of_two_jobs(tmp_path) -> None:
+    res = _script("-m", *TINY, "debug=fdr", "seed=1,2", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = sorted(tmp_path.glob("*/run.json"))
+    assert len(runs) == 2
+    assert sorted(json.loads(p.read_text())["seed"] for p in runs) == [1, 2]
+
+
+def test_main_job_writes_under_outputs(tmp_path) -> None:
+    res = _script(*TINY, "debug=fdr", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = tmp_path.glob("outputs/*/*/run.json")
+    assert (run.parent / ".hydra" / "config.yaml").is_file()
+    assert {p.name for p in tmp_path.iterdir()} == {"outputs"}  # nothing written elsewhere
+
+
+def test_ddp_two_processes_on_cpu(tmp_path) -> None:
+    res = _script(
+        *TINY,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = json.loads((tmp_path / "run.json").read_text())
+    # 128 images, 32 per process and step, 2 processes: 2 batches per process, 2 optimiser steps each
+    assert run["global_step"] == 4
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
