@@ -42,6 +42,7 @@ def test_full_epoch_writes_checkpoints_grids_and_tensorboard(make_cfg, tmp_path)
         "epoch_000.ckpt",
         "epoch_001.ckpt",
         "last.ckpt",
+        "best.ckpt",
     }
     assert (tmp_path / "grids" / "epoch_002.png").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -53,9 +54,17 @@ def test_full_epoch_writes_checkpoints_grids_and_tensorboard(make_cfg, tmp_path)
         "train/g_loss_epoch",
         "train/d_real_epoch",
         "train/d_fake_epoch",
+        "val/fid",
+        "val/kid",
+        "val/precision",
+        "val/recall",
         "hp_metric",
     } <= set(ea.Tags()["scalars"])
     assert len(ea.Images("samples/fixed_noise")) == 2
+    fids = [e.value for e in ea.Scalars("val/fid")]
+    assert len(fids) == 2 and value == pytest.approx(fids[-1])  # train() returns the last FID
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["epoch"] == fids.index(min(fids))  # best.ckpt is the epoch with the lowest FID
 
 
 def test_same_seed_same_weights(make_cfg, tmp_path) -> None:

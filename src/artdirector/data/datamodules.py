@@ -95,7 +95,8 @@ class ImageDataModule(L.LightningDataModule):
         n = len(ds) if n is None else n
         if n > len(ds):
             raise ValueError(f"asked for {n} real {split} images but {self.describe()} has only {len(ds)}")
-        loader = DataLoader(Subset(ds, range(n)), batch_size=1000, shuffle=False)
+        # a private generator: iterating a DataLoader draws a seed from the global RNG otherwise
+        loader = DataLoader(Subset(ds, range(n)), batch_size=1000, shuffle=False, generator=torch.Generator())
         return torch.cat([x for x, _ in loader])
 
     def describe(self) -> str:

