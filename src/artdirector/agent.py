@@ -1,0 +1,71 @@
+"""``python scripts/agent.py ckpt=PATH request="generate new art" policy=threshold``: run the Director."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from artdirector.agents import (
+    Director,
+    EvaluationAgent,
+    GenerationAgent,
+    RefinementAgent,
+    Result,
+    interpret,
+    load_input,
+)
+from artdirector.evaluate import resolve_device
+from artdirector.train import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+
+def run_agent(cfg: DictConfig) -> Result:
+    device = resolve_device(cfg.device)
+    request = interpret(cfg.request, has_input=cfg.get("input") is not None)
+    log.info("request %r: %s", request.text, request.understood)
+    ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
+    generation = GenerationAgent(ckpts, device=device, evaluator=cfg.evaluator.name, seed=cfg.seed)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    evaluator = instantiate(cfg.evaluator).to(device)
+    evaluator.set_reference_from(datamodule, cfg.split, cfg.n_real, progress=True)
+    # DRS calibrates on held-out real images: the train split, so the reference split stays unseen
+    calibration = datamodule.real_images("train", min(1000, len(datamodule.train_set)))
+    output_dir = Path(cfg.paths.output_dir)
+    refinement = RefinementAgent(
+        generation,
+        real_images=calibration,
+        datamodule=datamodule,
+        output_dir=output_dir,
+        defaults=OmegaConf.to_container(cfg.refinement, resolve=True),
+    )
+    policy = instantiate(cfg.policy)
+    base = load_input(cfg.input, generation) if cfg.get("input") else None
+    director = Director(
+        generation,
+        EvaluationAgent(evaluator),
+        refinement,
+        policy,
+        output_dir,
+        target_fid=cfg.target.fid,
+        max_steps=cfg.budget.steps,
+        max_seconds=cfg.budget.seconds,
+        n=cfg.n,
+        config=OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+        ),
+    )
+    result = director.run(request, base=base)
+    log.info("wrote %s (report.md, trace.json, grid.png, final/)", output_dir)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="agent")
+def main(cfg: DictConfig) -> float:
+    return run_agent(cfg).report.fid

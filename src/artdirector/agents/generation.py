@@ -1,0 +1,169 @@
+"""The Generation Agent: picks the model for a request and samples from it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from artdirector.agents.types import Request, RequestError, Samples
+from artdirector.models.gan import GANModule
+
+log = logging.getLogger(__name__)
+
+
+def catalogue_fid(ckpt: Path, evaluator: str) -> float | None:
+    """The lowest FID recorded for ``ckpt`` by ``scripts/evaluate.py`` with ``evaluator`` (None if never)."""
+    fids = []
+    for path in ckpt.parent.glob(f"{ckpt.stem}.{evaluator}-*.metrics.json"):
+        try:
+            fids.append(float(json.loads(path.read_text())["metrics"]["fid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("ignoring unreadable catalogue entry %s", path)
+    return min(fids) if fids else None
+
+
+class GenerationAgent:
+    """Chooses a checkpoint (the lowest catalogued FID among ``ckpts``) and samples from it.
+
+    Args:
+        ckpts: one checkpoint path or several; with several, the metrics JSON files that
+            ``scripts/evaluate.py`` wrote beside them decide (uncatalogued ones come last).
+        evaluator: which catalogue entries to compare (``lenet``, ``inception``).
+        seed: seeds every draw, so a run is repeatable.
+    """
+
+    def __init__(
+        self,
+        ckpts: str | list[str],
+        device: str | torch.device = "cpu",
+        evaluator: str = "lenet",
+        seed: int = 0,
+    ) -> None:
+        paths = [Path(p).expanduser() for p in ([ckpts] if isinstance(ckpts, str | Path) else ckpts)]
+        if not paths:
+            raise RequestError("no checkpoint given: pass ckpt=<path to a .ckpt from scripts/train.py>")
+        self.device = torch.device(device)
+        ranked = sorted(
+            paths, key=lambda p: (catalogue_fid(p, evaluator) is None, catalogue_fid(p, evaluator) or 0)
+        )
+        self.ckpt = ranked[0]
+        fid = catalogue_fid(self.ckpt, evaluator)
+        self.why = (
+            f"{self.ckpt} has the lowest catalogued {evaluator} FID ({fid:.3f}) of {len(paths)}"
+            if fid is not None and len(paths) > 1
+            else f"{self.ckpt} (the only or first candidate)"
+        )
+        self.model = GANModule.from_checkpoint(self.ckpt, map_location=self.device)
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
+
+    def use_model(self, model: GANModule, ckpt: Path) -> None:
+        """Switch to another model (e.g. one that the Refinement Agent trained further)."""
+        self.model, self.ckpt = model.to(self.device).eval(), ckpt
+
+    def latents(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=self.generator)
+
+    def from_latents(self, z: torch.Tensor, history: list[str] | None = None) -> Samples:
+        images = self.model.sample(z=z.to(self.device)).cpu()
+        return Samples(images=images, latents=z.cpu(), model=str(self.ckpt), history=history or [])
+
+    def generate(self, request: Request, n: int, base: Samples | None = None, spread: float = 0.5) -> Samples:
+        """``create``: n fresh samples. ``variations``: n samples near ``base``'s latents (z + spread * noise).
+        ``refine``: ``base`` itself (the Refinement Agent improves it)."""
+        if request.task == "create":
+            return self.from_latents(self.latents(n), ["create"])
+        if base is None:
+            raise RequestError(
+                f"'{request.task}' needs something to start from: input=<image .png/.pt, latents "
+                ".pt or an earlier run's directory>"
+            )
+        if request.task == "refine":
+            return base
+        idx = torch.arange(n) % len(base)
+        z = base.latents[idx] + spread * torch.randn(n, self.latent_dim, generator=self.generator)
+        return self.from_latents(z, [*base.history, f"variations(spread={spread})"])
+
+    def invert(
+        self, images: torch.Tensor, steps: int = 300, lr: float = 0.05, restarts: int = 4, prior: float = 1e-3
+    ) -> Samples:
+        """GAN inversion: latents whose images reconstruct ``images`` (MSE + a small Gaussian prior on z),
+        the best of ``restarts`` random starts per image. Zhu et al. 2016, "Generative Visual Manipulation on
+        the Natural Image Manifold", https://arxiv.org/abs/1609.03552 (the optimisation-based projection)."""
+        x = images.to(self.device)
+        n = x.shape[0]
+        z = (
+            torch.randn(restarts * n, self.latent_dim, generator=self.generator)
+            .to(self.device)
+            .requires_grad_(True)
+        )
+        target = x.repeat(restarts, 1, 1, 1)
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            err = F.mse_loss(self.model.generate(z), target, reduction="none").flatten(1).mean(1)
+            (err + prior * z.pow(2).mean(1)).sum().backward()
+            opt.step()
+        with torch.no_grad():
+            err = F.mse_loss(self.model.generate(z), target, reduction="none").flatten(1).mean(1)
+            best = err.view(restarts, n).argmin(0)
+            z_best = z.detach().view(restarts, n, -1)[best, torch.arange(n)]
+        samples = self.from_latents(z_best.cpu(), ["invert"])
+        log.info(
+            "inverted %d images: reconstruction MSE %.4f",
+            n,
+            float(err.view(restarts, n).min(0).values.mean()),
+        )
+        return samples
+
+
+def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300) -> Samples:
+    """What a ``variations`` or ``refine`` request starts from.
+
+    - an earlier agent run's directory (its ``final/latents.pt`` and ``final/images.pt``);
+    - a ``.pt`` tensor: latents (N, latent_dim) or images (N, 1, 28, 28) in [-1, 1] (inverted to latents);
+    - a ``.png``: one 28x28 grayscale image (inverted to a latent).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise RequestError(f"input not found: {path}")
+    if path.is_dir():
+        final = path / "final"
+        if not (final / "latents.pt").is_file():
+            raise RequestError(f"{path} is not an agent run directory (no final/latents.pt)")
+        z = torch.load(final / "latents.pt", map_location="cpu", weights_only=True)
+        images = torch.load(final / "images.pt", map_location="cpu", weights_only=True)
+        return Samples(images=images, latents=z, model=str(agent.ckpt), history=[f"loaded {path}"])
+    if path.suffix == ".pt":
+        try:
+            t = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise RequestError(f"input {path} could not be read as a tensor file ({err})") from err
+        if isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[1] == agent.latent_dim:
+            return agent.from_latents(t.float(), [f"latents from {path.name}"])
+        if isinstance(t, torch.Tensor) and t.ndim == 4 and t.shape[1:] == (1, 28, 28):
+            if t.min() < -1.001 or t.max() > 1.001:
+                raise RequestError(f"images in {path} must be in [-1, 1], got [{t.min():.3g}, {t.max():.3g}]")
+            return agent.invert(t.float(), steps=invert_steps)
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise RequestError(
+            f"input {path} holds {shape}; expected latents (N, {agent.latent_dim}) or images (N, 1, 28, 28)"
+        )
+    if path.suffix.lower() == ".png":
+        from torchvision.io import ImageReadMode, read_image
+
+        img = read_image(str(path), mode=ImageReadMode.GRAY)
+        if img.shape[-2:] != (28, 28):
+            raise RequestError(
+                f"input image {path} is {img.shape[-1]}x{img.shape[-2]}; the model makes 28x28 "
+                "grayscale images"
+            )
+        return agent.invert(img.float().div(127.5).sub(1).unsqueeze(0), steps=invert_steps)
+    raise RequestError(f"input {path}: expected a run directory, a .pt tensor or a 28x28 .png")

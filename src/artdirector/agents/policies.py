@@ -1,0 +1,109 @@
+"""Policies: given the run's state and memory, choose the next refinement action or stop."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from artdirector.agents.memory import Memory
+from artdirector.agents.types import Action, Stop, Task
+
+
+@dataclass
+class State:
+    task: Task
+    fid: float
+    target_fid: float
+    step: int  # refinement steps taken so far
+    has_latents: bool
+
+
+class Policy(Protocol):
+    def decide(self, state: State, memory: Memory) -> Action | Stop: ...
+
+
+def _usable(actions: list[str], state: State) -> list[str]:
+    latent_only = {"langevin", "dot", "truncation"}
+    return [a for a in actions if state.has_latents or a not in latent_only]
+
+
+@dataclass
+class RulePolicy:
+    """The seed's keyword policy: each task has a fixed plan, applied once, in order.
+    ``create`` and ``variations`` deliver what was generated; ``refine`` applies its plan."""
+
+    plans: dict[str, list[str]] = field(
+        default_factory=lambda: {"create": [], "variations": [], "refine": ["drs", "langevin"]}
+    )
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def decide(self, state: State, memory: Memory) -> Action | Stop:
+        done = [s.action for s in memory.refinements]
+        for name in _usable(self.plans.get(state.task, []), state):
+            if name not in done:
+                return Action(
+                    name, dict(self.params.get(name, {})), f"step {len(done) + 1} of the '{state.task}' plan"
+                )
+        return Stop(f"the '{state.task}' plan is complete")
+
+
+@dataclass
+class ThresholdPolicy:
+    """Greedy: while FID is above the target, try every action once, then repeat the one with the best
+    measured mean FID gain; stop when no action has gained anything (``min_gain``)."""
+
+    actions: list[str] = field(default_factory=lambda: ["drs", "langevin", "truncation", "finetune"])
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    min_gain: float = 0.0
+
+    def decide(self, state: State, memory: Memory) -> Action | Stop:
+        actions = _usable(self.actions, state)
+        if not actions:
+            return Stop("no action applies to these samples")
+        for name in actions:
+            if memory.tries(name) == 0:
+                return Action(name, dict(self.params.get(name, {})), "trying each action once first")
+        gains = {a: memory.mean_gain(a) for a in actions}
+        best = max(gains, key=gains.get)
+        if gains[best] <= self.min_gain:
+            return Stop(f"no action helps: best mean FID gain is {gains[best]:+.3f} ({best})")
+        return Action(
+            best, dict(self.params.get(best, {})), f"best mean FID gain so far ({gains[best]:+.3f})"
+        )
+
+
+@dataclass
+class BanditPolicy:
+    """UCB1 (Auer et al. 2002, "Finite-time Analysis of the Multiarmed Bandit Problem") over actions,
+    reward = FID improvement per second of compute. Stops when every arm has been pulled ``patience``
+    times and none has a positive mean reward."""
+
+    actions: list[str] = field(default_factory=lambda: ["drs", "langevin", "truncation", "finetune"])
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exploration: float = 1.0
+    patience: int = 1
+
+    def decide(self, state: State, memory: Memory) -> Action | Stop:
+        actions = _usable(self.actions, state)
+        if not actions:
+            return Stop("no action applies to these samples")
+        for name in actions:
+            if memory.tries(name) == 0:
+                return Action(name, dict(self.params.get(name, {})), "UCB1: every arm is pulled once first")
+        means = {a: memory.mean_gain_per_second(a) for a in actions}
+        if all(memory.tries(a) >= self.patience for a in actions) and max(means.values()) <= 0:
+            return Stop("no action helps: no arm has a positive mean reward (FID gain per second)")
+        t = sum(memory.tries(a) for a in actions)
+        # rewards are scaled by the largest seen so the exploration bonus is on a comparable scale
+        scale = max((abs(v) for v in means.values()), default=1.0) or 1.0
+        ucb = {
+            a: means[a] / scale + self.exploration * math.sqrt(2 * math.log(t) / memory.tries(a))
+            for a in actions
+        }
+        best = max(ucb, key=ucb.get)
+        return Action(
+            best,
+            dict(self.params.get(best, {})),
+            f"UCB1 {ucb[best]:.3f} (mean reward {means[best]:+.4f} FID/s over {memory.tries(best)} pulls)",
+        )

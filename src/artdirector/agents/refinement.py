@@ -1,0 +1,246 @@
+"""The Refinement Agent: real techniques that improve what was generated, one method per action."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from artdirector.agents.generation import GenerationAgent
+from artdirector.agents.types import Action, Samples
+from artdirector.io import atomic_write
+from artdirector.models.gan import GANModule
+
+log = logging.getLogger(__name__)
+
+
+class RefinementAgent:
+    """Applies an :class:`Action` to samples. Every action returns new samples and leaves its inputs
+    (samples, checkpoints) untouched.
+
+    Args:
+        generation: the Generation Agent (its model, latent sampler and seed).
+        real_images: held-out real images in [-1, 1] (DRS logit calibration).
+        datamodule: the data to continue training on (``finetune``).
+        output_dir: where ``finetune`` writes its new checkpoints.
+        defaults: per-action default parameters (overridden by an action's own).
+    """
+
+    ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune")
+
+    def __init__(
+        self,
+        generation: GenerationAgent,
+        real_images: torch.Tensor | None = None,
+        datamodule: L.LightningDataModule | None = None,
+        output_dir: str | Path = ".",
+        defaults: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.gen = generation
+        self.real_images = real_images
+        self.datamodule = datamodule
+        self.output_dir = Path(output_dir)
+        self.defaults = {k: dict(v) for k, v in (defaults or {}).items()}
+        self._calibration: tuple[float, float] | None = None
+        self._finetunes = 0
+
+    @property
+    def model(self) -> GANModule:
+        return self.gen.model
+
+    def params(self, action: Action) -> dict[str, Any]:
+        return {**self.defaults.get(action.name, {}), **action.params}
+
+    def refine(self, samples: Samples, action: Action) -> Samples:
+        if action.name not in self.ACTIONS:
+            raise ValueError(f"unknown refinement action {action.name!r}; known: {', '.join(self.ACTIONS)}")
+        return getattr(self, action.name)(samples, **self.params(action))
+
+    # ---- discriminator rejection sampling --------------------------------------------------------
+    def calibrated_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """D's logits after Platt scaling (a * logit + b) fitted on held-out real vs generated images.
+        Azadi et al. 2019 calibrate D before rejection sampling, since D's raw outputs overfit."""
+        a, b = self.calibrate()
+        return a * self._logits(images) + b
+
+    @torch.no_grad()
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        return torch.cat([m.discriminate(c.to(m.device)).cpu() for c in images.split(500)])
+
+    def calibrate(self, n: int = 1000, iters: int = 200) -> tuple[float, float]:
+        if self._calibration is not None:
+            return self._calibration
+        if self.real_images is None:
+            self._calibration = (1.0, 0.0)
+            log.warning("no real images for DRS logit calibration: using raw logits")
+            return self._calibration
+        real = self.real_images[:n]
+        fake = self.gen.from_latents(self.gen.latents(real.shape[0])).images
+        logits = torch.cat([self._logits(real), self._logits(fake)])
+        target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])])
+        ab = torch.tensor([1.0, 0.0], requires_grad=True)
+        opt = torch.optim.LBFGS([ab], max_iter=iters)
+
+        def closure():
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(ab[0] * logits + ab[1], target)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self._calibration = (float(ab[0].detach()), float(ab[1].detach()))
+        return self._calibration
+
+    def drs(
+        self,
+        samples: Samples,
+        gamma_percentile: float = 80.0,
+        burn_in: int = 2000,
+        max_candidates: int = 20000,
+        batch: int = 500,
+        eps: float = 1e-6,
+    ) -> Samples:
+        """Discriminator Rejection Sampling. Azadi et al. 2019, https://arxiv.org/abs/1810.06758.
+
+        With calibrated logits l, D*_M the largest seen, accept x with probability sigmoid(F(x)) where
+        F(x) = l - D*_M - log(1 - exp(l - D*_M - eps)) - gamma, and gamma the ``gamma_percentile``-th
+        percentile of F over each batch (the paper's shift; higher keeps fewer, more confident samples).
+        Candidates are the current samples first, then fresh draws from the generator, until len(samples)
+        are accepted (or ``max_candidates``; then the best-scored rejected ones fill in, noted in the log).
+        """
+        n = len(samples)
+        d_max = float(self.calibrated_logits(self.gen.from_latents(self.gen.latents(burn_in)).images).max())
+        accepted_z, accepted_x, rejected = [], [], []
+        pool = [(samples.latents, samples.images)] if samples.latents is not None else []
+        seen = 0
+        while sum(len(z) for z in accepted_z) < n and seen < max_candidates:
+            if pool:
+                z, x = pool.pop(0)
+            else:
+                fresh = self.gen.from_latents(self.gen.latents(batch))
+                z, x = fresh.latents, fresh.images
+            seen += len(z)
+            logit = self.calibrated_logits(x)
+            d_max = max(d_max, float(logit.max()))
+            f = logit - d_max - torch.log1p(-torch.exp(logit - d_max - eps).clamp(max=1 - 1e-7))
+            gamma = torch.quantile(f, gamma_percentile / 100.0)
+            keep = torch.rand(len(z), generator=self.gen.generator) < torch.sigmoid(f - gamma)
+            accepted_z.append(z[keep])
+            accepted_x.append(x[keep])
+            rejected.append((f[~keep], z[~keep], x[~keep]))
+        z, x = torch.cat(accepted_z)[:n], torch.cat(accepted_x)[:n]
+        if len(z) < n:  # budget of candidates spent: fill with the highest-scored rejected ones
+            f_r = torch.cat([r[0] for r in rejected])
+            order = f_r.argsort(descending=True)[: n - len(z)]
+            z = torch.cat([z, torch.cat([r[1] for r in rejected])[order]])
+            x = torch.cat([x, torch.cat([r[2] for r in rejected])[order]])
+            log.info(
+                "DRS: only %d of %d accepted in %d candidates; filled with the best rejected",
+                n - len(order),
+                n,
+                seen,
+            )
+        log.info("DRS: acceptance rate %.3f (%d candidates)", sum(len(a) for a in accepted_z) / seen, seen)
+        return samples.derived(x, z, f"drs(gamma_percentile={gamma_percentile})")
+
+    # ---- latent refinement -----------------------------------------------------------------------
+    def _need_latents(self, samples: Samples, action: str) -> torch.Tensor:
+        if samples.latents is None:
+            raise ValueError(f"{action} refines latents; these samples have none (invert them first)")
+        return samples.latents.to(self.model.device)
+
+    def langevin(
+        self, samples: Samples, steps: int = 30, step_size: float = 0.01, noise: float = 1.0
+    ) -> Samples:
+        """Discriminator Driven Latent Sampling: Langevin dynamics on the energy
+        E(z) = ||z||^2 / 2 - d(G(z)), with d the discriminator logit. Che et al. 2020,
+        "Your GAN is Secretly an Energy-based Model", https://arxiv.org/abs/2003.06060.
+        z <- z - step_size / 2 * grad E(z) + noise * sqrt(step_size) * N(0, I)."""
+        z = self._need_latents(samples, "langevin").clone()
+        m = self.model
+        for _ in range(steps):
+            z.requires_grad_(True)
+            energy = 0.5 * z.pow(2).sum(1) - m.discriminate(m.generate(z))
+            (grad,) = torch.autograd.grad(energy.sum(), z)
+            with torch.no_grad():
+                eta = torch.randn(z.shape, generator=self.gen.generator).to(z.device)
+                z = z - 0.5 * step_size * grad + noise * math.sqrt(step_size) * eta
+        z = z.detach()
+        return samples.derived(
+            m.sample(z=z).cpu(), z.cpu(), f"langevin(steps={steps}, step_size={step_size})"
+        )
+
+    def dot(self, samples: Samples, steps: int = 30, lr: float = 0.01, k_pairs: int = 500) -> Samples:
+        """Discriminator Optimal Transport in latent space. Tanaka 2019, https://arxiv.org/abs/1910.06832.
+        Moves each z to argmin_z' ||z' - z|| - d(G(z')) / k_eff, with k_eff the Lipschitz constant of
+        d(G(.)) estimated on random latent pairs, by gradient descent (Adam)."""
+        z0 = self._need_latents(samples, "dot")
+        m = self.model
+        with torch.no_grad():
+            a, b = self.gen.latents(k_pairs).to(z0.device), self.gen.latents(k_pairs).to(z0.device)
+            da, db = m.discriminate(m.generate(a)), m.discriminate(m.generate(b))
+            k_eff = max(float(((da - db).abs() / (a - b).norm(dim=1)).max()), 1e-6)
+        z = z0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = (z - z0).norm(dim=1) - m.discriminate(m.generate(z)) / k_eff
+            loss.sum().backward()
+            opt.step()
+        z = z.detach()
+        return samples.derived(m.sample(z=z).cpu(), z.cpu(), f"dot(steps={steps}, k_eff={k_eff:.3g})")
+
+    def truncation(self, samples: Samples, threshold: float = 1.0) -> Samples:
+        """The truncation trick: latent components beyond +-threshold are redrawn from N(0, 1) until they
+        fall inside, i.e. z follows a truncated normal. Brock et al. 2019, "Large Scale GAN Training for High
+        Fidelity Natural Image Synthesis", https://arxiv.org/abs/1809.11096. Lower thresholds trade diversity
+        (recall) for fidelity (precision)."""
+        z = self._need_latents(samples, "truncation").cpu().clone()
+        out = z.abs() > threshold
+        while out.any():
+            z[out] = torch.randn(int(out.sum()), generator=self.gen.generator)
+            out = z.abs() > threshold
+        return samples.derived(
+            self.model.sample(z=z.to(self.model.device)).cpu(), z, f"truncation(threshold={threshold})"
+        )
+
+    # ---- model level -----------------------------------------------------------------------------
+    def finetune(self, samples: Samples, steps: int = 50, precision: str = "32-true") -> Samples:
+        """Continue the GAN's own training from its checkpoint for ``steps`` batches (optimiser state
+        included), write the result as a new checkpoint under the run's directory (the source is never
+        touched), switch the Generation Agent to it and regenerate the same latents."""
+        if self.datamodule is None:
+            raise ValueError("finetune needs a data module to train on")
+        src = self.gen.ckpt
+        ckpt = torch.load(src, map_location="cpu", weights_only=False)
+        start = int(ckpt.get("global_step", 0))
+        model = GANModule(**ckpt["hyper_parameters"])
+        accel = "gpu" if self.model.device.type == "cuda" else "cpu"
+        trainer = L.Trainer(
+            accelerator=accel,
+            devices=1,
+            precision=precision,
+            max_steps=start + 2 * steps,
+            max_epochs=-1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+        )
+        trainer.fit(model, datamodule=self.datamodule, ckpt_path=str(src), weights_only=False)
+        self._finetunes += 1
+        out = self.output_dir / "checkpoints" / f"finetune_{self._finetunes:02d}.ckpt"
+        atomic_write(out, lambda p: trainer.save_checkpoint(p))
+        self.gen.use_model(GANModule.from_checkpoint(out, map_location=self.gen.device), out)
+        self._calibration = None  # a new discriminator needs a new calibration
+        z = samples.latents if samples.latents is not None else self.gen.latents(len(samples))
+        new = self.gen.from_latents(z)
+        return samples.derived(new.images, new.latents, f"finetune(steps={steps})", model=str(out))

@@ -1,0 +1,381 @@
+"""The agents: each action moves what it targets, policies decide as specified, the Director stops for the
+right reason and writes a valid trace, and the CLI runs end to end from a tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from artdirector.agents import (
+    Action,
+    BanditPolicy,
+    Director,
+    EvaluationAgent,
+    GenerationAgent,
+    Memory,
+    RefinementAgent,
+    RequestError,
+    RulePolicy,
+    State,
+    Step,
+    Stop,
+    ThresholdPolicy,
+    interpret,
+    load_input,
+)
+from artdirector.data import Mnist5kDataModule
+from artdirector.evaluation import Evaluator, LeNetFeatures
+from artdirector.models.checkpoint import CheckpointError
+from artdirector.train import train
+from conftest import compose_cfg
+from helpers import TINY_MODEL
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny_gan")
+    train(
+        compose_cfg(
+            "train",
+            [
+                *TINY_MODEL,
+                "data=mnist5k",
+                "data.limit_train=1024",
+                "data.batch_size=64",
+                "trainer.max_epochs=2",
+                "model.discriminator.base_channels=16",
+                # a faster recipe, so that the fixture's discriminator already tells real from fake
+                "model.optimizer_g.lr=1e-3",
+                "model.optimizer_d.lr=1e-3",
+                "model.optimizer_g.betas=[0.5,0.999]",
+                "model.optimizer_d.betas=[0.5,0.999]",
+            ],
+            out,
+        )
+    )
+    return out / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def data() -> Mnist5kDataModule:
+    dm = Mnist5kDataModule(batch_size=64)
+    dm.setup()
+    return dm
+
+
+@pytest.fixture
+def agents(tiny_ckpt, data, tmp_path):
+    gen = GenerationAgent(str(tiny_ckpt), seed=0)
+    ev = Evaluator(LeNetFeatures("mnist"), name="lenet", kid_subsets=5, kid_subset_size=50)
+    ev.set_reference(data.real_images("val", 300))
+    ref = RefinementAgent(
+        gen,
+        real_images=data.real_images("train", 300),
+        datamodule=data,
+        output_dir=tmp_path,
+        defaults={"drs": {"burn_in": 300, "max_candidates": 2000}},
+    )
+    return gen, EvaluationAgent(ev), ref
+
+
+# ---- requests -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "task"),
+    [
+        ("generate new art", "create"),
+        ("please refine these", "refine"),
+        ("Improve the last batch", "refine"),
+        ("more like this", "variations"),
+        ("variations on a theme", "variations"),
+    ],
+)
+def test_requests_map_to_tasks_and_say_why(text, task) -> None:
+    req = interpret(text, has_input=True)
+    assert req.task == task and "->" in req.understood
+
+
+def test_unmatched_request_is_variations_of_an_input_else_an_error() -> None:
+    assert interpret("zzz", has_input=True).task == "variations"
+    with pytest.raises(RequestError, match="could not tell"):
+        interpret("zzz", has_input=False)
+    for empty in ("", "   ", None):
+        with pytest.raises(RequestError, match="empty request"):
+            interpret(empty, has_input=False)
+
+
+# ---- actions --------------------------------------------------------------------------------------
+def _fresh(gen, n=64):
+    return gen.from_latents(gen.latents(n))
+
+
+def test_drs_keeps_samples_the_discriminator_rates_higher(agents) -> None:
+    gen, _, ref = agents
+    before = _fresh(gen)
+    after = ref.refine(before, Action("drs", {"gamma_percentile": 90}))
+    assert len(after) == len(before) and after.history[-1].startswith("drs")
+    assert ref.calibrated_logits(after.images).mean() > ref.calibrated_logits(before.images).mean()
+    assert torch.allclose(gen.model.sample(z=after.latents), after.images, atol=1e-5)  # latents match images
+
+
+def test_langevin_and_dot_raise_the_discriminator_score(agents) -> None:
+    gen, _, ref = agents
+    before = _fresh(gen)
+    kept_images, kept_latents = before.images.clone(), before.latents.clone()
+    d0 = gen.model.discriminate(before.images).mean()
+    lang = ref.refine(before, Action("langevin", {"steps": 20, "step_size": 0.01, "noise": 1.0}))
+    assert gen.model.discriminate(lang.images).mean() > d0
+    dot = ref.refine(before, Action("dot", {"steps": 20}))
+    assert gen.model.discriminate(dot.images).mean() > d0
+    assert torch.equal(before.images, kept_images) and torch.equal(
+        before.latents, kept_latents
+    )  # inputs intact
+
+
+def test_truncation_lowers_latent_norm_and_sample_variance(agents) -> None:
+    gen, _, ref = agents
+    before = _fresh(gen, 256)
+    after = ref.refine(before, Action("truncation", {"threshold": 0.5}))
+    assert after.latents.abs().max() <= 0.5
+    assert after.latents.norm(dim=1).mean() < before.latents.norm(dim=1).mean()
+    assert after.images.var(dim=0).mean() < before.images.var(dim=0).mean()
+
+
+def test_finetune_writes_a_new_checkpoint_and_never_touches_the_source(agents, tiny_ckpt, tmp_path) -> None:
+    gen, _, ref = agents
+    source = tiny_ckpt.read_bytes()
+    before = _fresh(gen, 16)
+    after = ref.refine(before, Action("finetune", {"steps": 3}))
+    new_ckpt = tmp_path / "checkpoints" / "finetune_01.ckpt"
+    assert new_ckpt.is_file() and gen.ckpt == new_ckpt and after.model == str(new_ckpt)
+    assert tiny_ckpt.read_bytes() == source
+    old_step = torch.load(tiny_ckpt, weights_only=False)["global_step"]
+    assert torch.load(new_ckpt, weights_only=False)["global_step"] == old_step + 6  # 3 batches x (D, G)
+    assert torch.equal(after.latents, before.latents) and not torch.equal(after.images, before.images)
+
+
+def test_inversion_reconstructs_generated_images(agents, tmp_path) -> None:
+    gen, _, _ = agents
+    target = _fresh(gen, 4)
+    torch.save(target.images, tmp_path / "images.pt")
+    inverted = load_input(tmp_path / "images.pt", gen, invert_steps=150)
+    assert inverted.latents.shape == (4, gen.latent_dim)
+    mse = (inverted.images - target.images).pow(2).mean()
+    assert mse < 0.5 * (_fresh(gen, 4).images - target.images).pow(2).mean()
+
+
+# ---- policies -------------------------------------------------------------------------------------
+def _step(i, action, before, after, seconds=1.0):
+    m = lambda f: {"fid": f}  # noqa: E731
+    return Step(i, action, {}, m(before), m(after), after < before, seconds)
+
+
+def _state(fid=10.0, task="create"):
+    return State(task, fid, 1.0, 0, True)
+
+
+def test_threshold_tries_each_action_once_then_the_best_then_stops_without_gain() -> None:
+    pol = ThresholdPolicy(actions=["drs", "langevin", "truncation"])
+    mem = Memory([Step(0, "generate", {}, None, {"fid": 10}, True, 1)])
+    order = []
+    for fake_after in (9.0, 9.5, 10.5):  # drs gains 1, langevin 0.5, truncation -0.5
+        d = pol.decide(_state(), mem)
+        order.append(d.name)
+        mem.record(_step(len(mem.steps), d.name, 10.0, fake_after))
+    assert order == ["drs", "langevin", "truncation"]
+    assert pol.decide(_state(), mem).name == "drs"
+    mem = Memory([_step(1, a, 10.0, 10.2) for a in ("drs", "langevin", "truncation")])
+    decision = pol.decide(_state(), mem)
+    assert isinstance(decision, Stop) and "no action helps" in decision.reason
+
+
+def test_bandit_pulls_each_arm_then_prefers_gain_per_second() -> None:
+    pol = BanditPolicy(actions=["drs", "finetune"], exploration=0.1)
+    mem = Memory()
+    assert pol.decide(_state(), mem).name == "drs"
+    mem.record(_step(1, "drs", 10, 9, seconds=1.0))  # 1 FID/s
+    assert pol.decide(_state(), mem).name == "finetune"
+    mem.record(_step(2, "finetune", 9, 7, seconds=100.0))  # 0.02 FID/s: bigger gain, far slower
+    assert pol.decide(_state(), mem).name == "drs"
+    worse = Memory([_step(1, "drs", 10, 11), _step(2, "finetune", 10, 10.5)])
+    assert isinstance(pol.decide(_state(), worse), Stop)
+
+
+def test_rule_policy_plans_per_task_and_skips_latent_actions_without_latents() -> None:
+    pol = RulePolicy()
+    assert isinstance(pol.decide(_state(task="create"), Memory()), Stop)
+    assert pol.decide(_state(task="refine"), Memory()).name == "drs"
+    mem = Memory([_step(1, "drs", 10, 9)])
+    assert pol.decide(_state(task="refine"), mem).name == "langevin"
+    assert isinstance(pol.decide(State("refine", 9, 1, 1, False), mem), Stop)  # no latents: no langevin
+
+
+@pytest.mark.parametrize(
+    ("policy", "cls"), [("rule", RulePolicy), ("threshold", ThresholdPolicy), ("bandit", BanditPolicy)]
+)
+def test_policy_is_chosen_by_config(make_cfg, policy, cls) -> None:
+    cfg = make_cfg("agent", [f"policy={policy}", "ckpt=x.ckpt"])
+    assert isinstance(instantiate(cfg.policy), cls)
+
+
+# ---- the Director ---------------------------------------------------------------------------------
+def _director(agents, tmp_path, policy, **kw) -> Director:
+    gen, ev, ref = agents
+    return Director(gen, ev, ref, policy, tmp_path / "run", n=kw.pop("n", 48), tensorboard=False, **kw)
+
+
+def test_director_stops_on_target(agents, tmp_path) -> None:
+    res = _director(agents, tmp_path, ThresholdPolicy(), target_fid=1e9).run(interpret("new", False))
+    assert res.target_met and res.stop_reason.startswith("target met") and len(res.memory.steps) == 1
+
+
+def test_director_stops_on_budget_and_says_the_target_was_not_reached(agents, tmp_path) -> None:
+    pol = ThresholdPolicy(actions=["truncation", "langevin", "drs"])
+    res = _director(agents, tmp_path, pol, target_fid=0.0, max_steps=2).run(interpret("new", False))
+    assert (
+        not res.target_met
+        and "budget spent (2 steps)" in res.stop_reason
+        and "unreachable" in res.stop_reason
+    )
+    assert [s.action for s in res.memory.steps] == ["generate", "truncation", "langevin"]
+    trace = json.loads((tmp_path / "run" / "trace.json").read_text())
+    jsonschema.validate(trace, SCHEMA)
+    # the kept samples are the best seen: final FID is the minimum over accepted steps
+    assert trace["final"]["metrics"]["fid"] == pytest.approx(
+        min(s["metrics_after"]["fid"] for s in trace["steps"])
+    )
+    out = tmp_path / "run"
+    assert len(list((out / "final").glob("*.png"))) == 48 and (out / "grid.png").is_file()
+    assert "| 1 | truncation |" in (out / "report.md").read_text()
+
+
+def test_director_stops_when_no_action_helps(agents, tmp_path, monkeypatch) -> None:
+    gen, _, ref = agents
+
+    def noise(samples, action):  # every "refinement" returns noise: nothing can help
+        return samples.derived(torch.rand_like(samples.images) * 2 - 1, samples.latents, action.name)
+
+    monkeypatch.setattr(ref, "refine", noise)
+    res = _director(agents, tmp_path, ThresholdPolicy(actions=["drs", "langevin"]), max_steps=10).run(
+        interpret("new", False)
+    )
+    assert "no action helps" in res.stop_reason
+    assert [s.accepted for s in res.memory.refinements] == [False, False]
+    assert torch.equal(res.samples.images, gen.model.sample(z=res.samples.latents))  # the original samples
+
+
+def test_variations_of_an_earlier_run(agents, tmp_path) -> None:
+    first = _director(agents, tmp_path / "a", RulePolicy()).run(interpret("new", False))
+    gen = agents[0]
+    base = load_input(first.output_dir, gen)
+    res = _director(agents, tmp_path / "b", RulePolicy(), n=16).run(interpret("variations", True), base=base)
+    z_dist = torch.cdist(res.samples.latents, base.latents).min(1).values.mean()
+    assert len(res.samples) == 16 and z_dist < torch.cdist(gen.latents(16), base.latents).min(1).values.mean()
+
+
+# ---- the CLI --------------------------------------------------------------------------------------
+def _agent(*args, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "agent.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+FAST = [
+    "data=mnist5k",
+    "n=32",
+    "n_real=300",
+    "evaluator.kid_subsets=5",
+    "evaluator.kid_subset_size=30",
+    "refinement.drs.burn_in=200",
+    "refinement.drs.max_candidates=1000",
+    "refinement.finetune.steps=2",
+    "refinement.langevin.steps=5",
+    f"paths.cache_dir={REPO / 'outputs' / 'cache'}",
+]
+
+
+def test_cli_end_to_end(tiny_ckpt, tmp_path) -> None:
+    source = tiny_ckpt.read_bytes()
+    res = _agent(
+        f"ckpt={tiny_ckpt}",
+        "request=generate new art",
+        "policy=threshold",
+        "budget.steps=4",
+        *FAST,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "run"
+    trace = json.loads((out / "trace.json").read_text())
+    jsonschema.validate(trace, SCHEMA)
+    assert [s["action"] for s in trace["steps"]] == ["generate", "drs", "langevin", "truncation", "finetune"]
+    assert trace["request"]["task"] == "create" and "budget spent" in trace["stop"]["reason"]
+    assert len(list((out / "final").glob("*.png"))) == 32
+    report = (out / "report.md").read_text()
+    assert "generate new art" in report and "![final](grid.png)" in report
+    assert all((out / "steps" / f"{s['index']:02d}_{s['action']}.png").is_file() for s in trace["steps"])
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert tiny_ckpt.read_bytes() == source  # never overwrites its inputs
+
+
+def test_cli_bad_inputs(tiny_ckpt, tmp_path) -> None:
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"garbage")
+    clf_dir = tmp_path / "clf"
+    train(
+        compose_cfg(
+            "train",
+            [
+                "model=classifier",
+                "data=fake",
+                "data.n_train=64",
+                "data.n_val=32",
+                "trainer=cpu",
+                "trainer.max_epochs=1",
+                "callbacks=classifier",
+                "+trainer.enable_progress_bar=false",
+            ],
+            clf_dir,
+        )
+    )
+    cases = [
+        ([f"ckpt={tmp_path / 'missing.ckpt'}"], "checkpoint not found"),
+        ([f"ckpt={corrupt}"], "could not be read"),
+        ([f"ckpt={clf_dir / 'checkpoints' / 'last.ckpt'}"], "'classifier' model, not a GAN"),
+        ([f"ckpt={tiny_ckpt}", "request="], "empty request"),
+        ([f"ckpt={tiny_ckpt}", "request=qwerty"], "could not tell"),
+        ([f"ckpt={tiny_ckpt}", "request=refine it"], "needs something to start from"),
+        ([f"ckpt={tiny_ckpt}", "request=refine it", f"input={tmp_path / 'nope.png'}"], "input not found"),
+    ]
+    for args, message in cases:
+        res = _agent(*args, *FAST, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+        assert res.returncode != 0 and message in res.stderr, (args, res.stderr[-2000:])
+
+
+def test_unknown_policy_is_a_composition_error(make_cfg) -> None:
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="greedy"):
+        make_cfg("agent", ["policy=greedy", "ckpt=x"])
+
+
+def test_checkpoint_errors_surface_from_the_generation_agent(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        GenerationAgent(str(tmp_path / "none.ckpt"))
