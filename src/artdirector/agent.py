@@ -14,7 +14,9 @@ from artdirector.agents import (
     EvaluationAgent,
     GenerationAgent,
     RefinementAgent,
+    Request,
     Result,
+    Samples,
     interpret,
     load_input,
 )
@@ -24,7 +26,8 @@ from artdirector.train import CONFIG_DIR
 log = logging.getLogger(__name__)
 
 
-def run_agent(cfg: DictConfig) -> Result:
+def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
+    """Wire the agents, the policy and the Director from config; also the request and its input."""
     device = resolve_device(cfg.device)
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
     log.info("request %r: %s", request.text, request.understood)
@@ -61,8 +64,13 @@ def run_agent(cfg: DictConfig) -> Result:
             OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
         ),
     )
+    return director, request, base
+
+
+def run_agent(cfg: DictConfig) -> Result:
+    director, request, base = build(cfg)
     result = director.run(request, base=base)
-    log.info("wrote %s (report.md, trace.json, grid.png, final/)", output_dir)
+    log.info("wrote %s (report.md, trace.json, grid.png, final/)", director.output_dir)
     return result
 
 

@@ -40,17 +40,6 @@ class FIDCallback(L.Callback):
             raise ValueError(
                 "FIDCallback needs an artdirector data module (with real_images) for its reference"
             )
-        available = len(dm.real_images(self.split))
-        if self.n_real > available:
-            log.warning(
-                "FID reference: asked for %d real %s images, %s has %d; using %d",
-                self.n_real,
-                self.split,
-                dm.describe(),
-                available,
-                available,
-            )
-            self.n_real = available
         self.evaluator.to(pl_module.device)
         with torch.random.fork_rng(devices=[]):  # setting up must not move training's random stream
             self.evaluator.set_reference_from(dm, self.split, self.n_real)

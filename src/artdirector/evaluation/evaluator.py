@@ -167,7 +167,11 @@ class Evaluator:
     ) -> torch.Tensor:
         """Reference features from the first ``n`` images of a data module's split, cached on disk."""
         dataset = datamodule.describe()
-        n = len(datamodule.real_images(split)) if n is None else n
+        available = len(datamodule.real_images(split))
+        if n is not None and n > available:
+            log.warning("reference: asked for %d real %s images but %s has %d; using %d (compare FIDs only at "
+                        "equal n)", n, split, dataset, available, available)
+        n = available if n is None else min(n, available)
         key = {"dataset": dataset, "split": split, "feature_net": self.identity, "n": n}
         feats = self.cache.load_or_build(
             key,
