@@ -169,8 +169,15 @@ class Evaluator:
         dataset = datamodule.describe()
         available = len(datamodule.real_images(split))
         if n is not None and n > available:
-            log.warning("reference: asked for %d real %s images but %s has %d; using %d (compare FIDs only at "
-                        "equal n)", n, split, dataset, available, available)
+            log.warning(
+                "reference: asked for %d real %s images but %s has %d; using %d (compare FIDs only at "
+                "equal n)",
+                n,
+                split,
+                dataset,
+                available,
+                available,
+            )
         n = available if n is None else min(n, available)
         key = {"dataset": dataset, "split": split, "feature_net": self.identity, "n": n}
         feats = self.cache.load_or_build(

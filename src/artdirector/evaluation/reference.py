@@ -40,11 +40,8 @@ class ReferenceCache:
         if self.cache_dir is None:
             raise ValueError("no cache_dir set")
         blob = json.dumps({**key, "cache_version": CACHE_VERSION}, sort_keys=True)
-        slug = (
-            "_".join(str(key.get(k, "")) for k in ("dataset", "split", "n"))
-            .replace(" ", "-")
-            .replace("/", "-")
-        )
+        fields = "_".join(str(key.get(k, "")) for k in ("dataset", "split", "n"))
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", fields)
         return self.cache_dir / f"{slug}_{hashlib.sha1(blob.encode()).hexdigest()[:16]}.pt"
 
     def _read(self, path: Path, key: dict[str, Any]) -> torch.Tensor | None:
