@@ -22,7 +22,7 @@ from omegaconf import open_dict
 
 from artdirector.agent import build
 from artdirector.agents import Action
-from artdirector.train import CONFIG_DIR
+from artdirector.runtime import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "outputs" / "bench_agents" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")

@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
-from artdirector.train import CONFIG_DIR
+from artdirector.runtime import CONFIG_DIR
 
 
 def build(args):

@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from artdirector.train import CONFIG_DIR
+from artdirector.runtime import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from artdirector.train import CONFIG_DIR
+from artdirector.runtime import CONFIG_DIR
 
 GROUPS = ["data", "model", "trainer", "callbacks", "logger", "debug", "experiment", "hparams_search"]
 

@@ -20,8 +20,7 @@ from artdirector.agents import (
     interpret,
     load_input,
 )
-from artdirector.evaluate import resolve_device
-from artdirector.train import CONFIG_DIR
+from artdirector.runtime import CONFIG_DIR, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,9 @@ from artdirector.evaluation import Evaluator
 from artdirector.io import write_json
 from artdirector.models.checkpoint import read_checkpoint
 from artdirector.models.gan import GANModule
-from artdirector.train import CONFIG_DIR, versions
+from artdirector.runtime import CONFIG_DIR, resolve_device, versions
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but CUDA is not available; use device=cpu or device=auto")
-    return torch.device(name)
 
 
 def metrics_path(ckpt: Path, evaluator: str, n: int) -> Path:

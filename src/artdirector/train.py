@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from artdirector import __version__
 from artdirector.io import write_json
+from artdirector.runtime import CONFIG_DIR, versions
 
 log = logging.getLogger(__name__)
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 
 
 def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
@@ -28,21 +24,6 @@ def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
     if not group:
         return []
     return [instantiate(c, **kwargs) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
-
-
-def versions() -> dict[str, str]:
-    import lightning
-    import torchmetrics
-    import torchvision
-
-    return {
-        "artdirector": __version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "lightning": lightning.__version__,
-        "torchmetrics": torchmetrics.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def _scalar(v: Any) -> float | None:

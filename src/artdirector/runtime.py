@@ -1,0 +1,36 @@
+"""What every entry point shares: where the configs are, which versions ran, which device to use."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import torch
+
+from artdirector import __version__
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import torchmetrics
+    import torchvision
+
+    return {
+        "artdirector": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; a CUDA request without CUDA is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but CUDA is not available; use device=cpu or device=auto")
+    return torch.device(name)
