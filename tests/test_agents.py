@@ -14,6 +14,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from artdirector.agent import run_agent
 from artdirector.agents import (
     Action,
     BanditPolicy,
@@ -364,9 +365,14 @@ def test_cli_bad_inputs(tiny_ckpt, tmp_path) -> None:
         ([f"ckpt={tiny_ckpt}", "request=refine it"], "needs something to start from"),
         ([f"ckpt={tiny_ckpt}", "request=refine it", f"input={tmp_path / 'nope.png'}"], "input not found"),
     ]
-    for args, message in cases:
-        res = _agent(*args, *FAST, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
-        assert res.returncode != 0 and message in res.stderr, (args, res.stderr[-2000:])
+    for args, message in cases:  # in process: the same code path as the CLI, without 7 interpreter starts
+        cfg = compose_cfg("agent", [*args, *FAST], tmp_path / "r")
+        with pytest.raises((CheckpointError, RequestError)) as err:
+            run_agent(cfg)
+        assert message in str(err.value), (args, str(err.value))
+    # and once through the CLI: a non-zero exit and the message where a person sees it
+    res = _agent(f"ckpt={tmp_path / 'missing.ckpt'}", *FAST, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert res.returncode != 0 and "checkpoint not found" in res.stderr
 
 
 def test_unknown_policy_is_a_composition_error(make_cfg) -> None:
