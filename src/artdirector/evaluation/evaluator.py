@@ -113,9 +113,7 @@ class Evaluator:
         self.seed = seed
         self.real_features: torch.Tensor | None = None
         self.reference_key: dict[str, Any] | None = None
-        d = feature_net.num_features
-        self.fid = FrechetInceptionDistance(feature=_Precomputed(d), reset_real_features=False)
-        self.kid_real: torch.Tensor | None = None
+        self.fid: FrechetInceptionDistance | None = None
         self._real_radii: torch.Tensor | None = None
 
     @property
@@ -193,9 +191,8 @@ class Evaluator:
 
     def _use_reference(self, feats: torch.Tensor, key: dict[str, Any]) -> None:
         self.real_features, self.reference_key = feats, key
-        self.fid.reset_real_features = True
-        self.fid.reset()
-        self.fid.reset_real_features = False
+        # the real moments are accumulated once; reset() between evaluations keeps them
+        self.fid = FrechetInceptionDistance(feature=_Precomputed(feats.shape[1]), reset_real_features=False)
         self.fid.update(feats, real=True)
         self._real_radii = None
 
