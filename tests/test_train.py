@@ -179,3 +179,22 @@ def test_ddp_two_processes_on_cpu(tmp_path) -> None:
     # 128 images, 32 per process and step, 2 processes: 2 batches per process, 2 optimiser steps each
     assert run["global_step"] == 4
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_optuna_hparams_search_runs_trials(tmp_path) -> None:
+    res = _script(
+        *TINY,
+        "debug=fdr",
+        "hparams_search=dcgan_optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=1",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = sorted(tmp_path.glob("*/run.json"))
+    assert len(runs) == 2
+    metric_names = {json.loads(p.read_text())["optimized_metric"]["name"] for p in runs}
+    assert metric_names == {"val/fid"}
+    best = (tmp_path / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "model.optimizer_g.lr" in best and "best_value" in best
