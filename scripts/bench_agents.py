@@ -63,6 +63,7 @@ def main() -> None:
     # raw samples, then each action applied once to the same raw samples (same seed -> same latents)
     director, request, _ = build(cfg_for("raw", [*overrides, "request=generate new art", "policy=rule"]))
     t0 = time.perf_counter()
+    source = director.gen.ckpt
     raw = director.gen.generate(request, director.n)
     raw_report = director.eval.evaluate(raw, director.gen.model)
     rows.append(row("raw samples", raw_report, time.perf_counter() - t0))
@@ -106,7 +107,7 @@ def main() -> None:
     ev = director.eval.evaluator
     print(
         f"\n{director.n} samples vs {ev.reference_key['n']} real {ev.reference_key['dataset']}/"
-        f"{ev.reference_key['split']}, features {ev.identity}, checkpoint {director.gen.ckpt}, "
+        f"{ev.reference_key['split']}, features {ev.identity}, checkpoint {source}, "
         f"torch threads {torch.get_num_threads()}"
     )
     print("| method | FID | KID | precision | recall | mean D logit | seconds | notes |")
