@@ -37,7 +37,7 @@ from artdirector.evaluation import Evaluator, LeNetFeatures
 from artdirector.models.checkpoint import CheckpointError
 from artdirector.train import train
 from conftest import compose_cfg
-from helpers import TINY_MODEL
+from helpers import TINY_CLASSIFIER, TINY_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
@@ -343,16 +343,7 @@ def test_cli_bad_inputs(tiny_ckpt, tmp_path) -> None:
     train(
         compose_cfg(
             "train",
-            [
-                "model=classifier",
-                "data=fake",
-                "data.n_train=64",
-                "data.n_val=32",
-                "trainer=cpu",
-                "trainer.max_epochs=1",
-                "callbacks=classifier",
-                "+trainer.enable_progress_bar=false",
-            ],
+            TINY_CLASSIFIER,
             clf_dir,
         )
     )

@@ -214,7 +214,7 @@ def test_evaluate_cli_writes_metrics_beside_checkpoint(make_cfg, tmp_path) -> No
     from artdirector.evaluate import evaluate
     from artdirector.models.checkpoint import CheckpointError
     from artdirector.train import train
-    from helpers import TINY
+    from helpers import TINY, TINY_CLASSIFIER
 
     train(make_cfg("train", TINY, out=tmp_path / "run"))
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -248,16 +248,7 @@ def test_evaluate_cli_writes_metrics_beside_checkpoint(make_cfg, tmp_path) -> No
     train(
         make_cfg(
             "train",
-            [
-                "model=classifier",
-                "data=fake",
-                "data.n_train=64",
-                "data.n_val=32",
-                "trainer=cpu",
-                "trainer.max_epochs=1",
-                "callbacks=classifier",
-                "+trainer.enable_progress_bar=false",
-            ],
+            TINY_CLASSIFIER,
             out=tmp_path / "clf",
         )
     )

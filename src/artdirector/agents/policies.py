@@ -28,6 +28,19 @@ def _usable(actions: list[str], state: State) -> list[str]:
     return [a for a in actions if state.has_latents or a not in latent_only]
 
 
+def _explore_first(
+    actions: list[str], params: dict[str, dict[str, Any]], state: State, memory: Memory, why: str
+) -> tuple[list[str], Action | Stop | None]:
+    """The actions that apply, and the decision while some are untried: each action once, in order."""
+    usable = _usable(actions, state)
+    if not usable:
+        return usable, Stop("no action applies to these samples")
+    for name in usable:
+        if memory.tries(name) == 0:
+            return usable, Action(name, dict(params.get(name, {})), why)
+    return usable, None
+
+
 @dataclass
 class RulePolicy:
     """The seed's keyword policy: each task has a fixed plan, applied once, in order.
@@ -58,12 +71,11 @@ class ThresholdPolicy:
     min_gain: float = 0.0
 
     def decide(self, state: State, memory: Memory) -> Action | Stop:
-        actions = _usable(self.actions, state)
-        if not actions:
-            return Stop("no action applies to these samples")
-        for name in actions:
-            if memory.tries(name) == 0:
-                return Action(name, dict(self.params.get(name, {})), "trying each action once first")
+        actions, first = _explore_first(
+            self.actions, self.params, state, memory, "trying each action once first"
+        )
+        if first is not None:
+            return first
         gains = {a: memory.mean_gain(a) for a in actions}
         best = max(gains, key=gains.get)
         if gains[best] <= self.min_gain:
@@ -85,12 +97,11 @@ class BanditPolicy:
     patience: int = 1
 
     def decide(self, state: State, memory: Memory) -> Action | Stop:
-        actions = _usable(self.actions, state)
-        if not actions:
-            return Stop("no action applies to these samples")
-        for name in actions:
-            if memory.tries(name) == 0:
-                return Action(name, dict(self.params.get(name, {})), "UCB1: every arm is pulled once first")
+        actions, first = _explore_first(
+            self.actions, self.params, state, memory, "UCB1: every arm is pulled once first"
+        )
+        if first is not None:
+            return first
         means = {a: memory.mean_gain_per_second(a) for a in actions}
         if all(memory.tries(a) >= self.patience for a in actions) and max(means.values()) <= 0:
             return Stop("no action helps: no arm has a positive mean reward (FID gain per second)")
