@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import lightning as L
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class PoisonGeneratorAt(L.Callback):
@@ -45,3 +52,16 @@ TINY_CLASSIFIER = [
     "callbacks=classifier",
     "+trainer.enable_progress_bar=false",
 ]
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``scripts/<script>`` as a user would, with tests/ importable for test-only ``_target_``s."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -4,9 +4,6 @@ right reason and writes a valid trace, and the CLI runs end to end from a tiny c
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -37,7 +34,7 @@ from artdirector.evaluation import Evaluator, LeNetFeatures
 from artdirector.models.checkpoint import CheckpointError
 from artdirector.train import train
 from conftest import compose_cfg
-from helpers import TINY_CLASSIFIER, TINY_MODEL
+from helpers import TINY_CLASSIFIER, TINY_MODEL, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
@@ -285,18 +282,6 @@ def test_variations_of_an_earlier_run(agents, tmp_path) -> None:
 
 
 # ---- the CLI --------------------------------------------------------------------------------------
-def _agent(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "agent.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 FAST = [
     "data=mnist5k",
     "n=32",
@@ -313,7 +298,8 @@ FAST = [
 
 def test_cli_end_to_end(tiny_ckpt, tmp_path) -> None:
     source = tiny_ckpt.read_bytes()
-    res = _agent(
+    res = run_script(
+        "agent.py",
         f"ckpt={tiny_ckpt}",
         "request=generate new art",
         "policy=threshold",
@@ -362,7 +348,13 @@ def test_cli_bad_inputs(tiny_ckpt, tmp_path) -> None:
             run_agent(cfg)
         assert message in str(err.value), (args, str(err.value))
     # and once through the CLI: a non-zero exit and the message where a person sees it
-    res = _agent(f"ckpt={tmp_path / 'missing.ckpt'}", *FAST, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    res = run_script(
+        "agent.py",
+        f"ckpt={tmp_path / 'missing.ckpt'}",
+        *FAST,
+        f"hydra.run.dir={tmp_path / 'r'}",
+        cwd=tmp_path,
+    )
     assert res.returncode != 0 and "checkpoint not found" in res.stderr
 
 

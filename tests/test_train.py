@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ from omegaconf import open_dict
 from artdirector.data import DatasetUnavailableError
 from artdirector.models.gan import NonFiniteLossError
 from artdirector.train import train
-from helpers import TINY, TINY_MODEL
+from helpers import TINY, TINY_MODEL, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,20 +133,10 @@ def test_missing_dataset_falls_back_loudly_and_records_it(make_cfg, tmp_path, ca
     assert json.loads((tmp_path / "run.json").read_text())["data_used"].startswith("mnist5k (fallback")
 
 
-def _script(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_multirun_sweep_of_two_jobs(tmp_path) -> None:
-    res = _script("-m", *TINY, "debug=fdr", "seed=1,2", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    res = run_script(
+        "train.py", "-m", *TINY, "debug=fdr", "seed=1,2", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted(tmp_path.glob("*/run.json"))
     assert len(runs) == 2
@@ -157,7 +144,7 @@ def test_multirun_sweep_of_two_jobs(tmp_path) -> None:
 
 
 def test_main_job_writes_under_outputs(tmp_path) -> None:
-    res = _script(*TINY, "debug=fdr", cwd=tmp_path)
+    res = run_script("train.py", *TINY, "debug=fdr", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = tmp_path.glob("outputs/*/*/run.json")
     assert (run.parent / ".hydra" / "config.yaml").is_file()
@@ -165,7 +152,8 @@ def test_main_job_writes_under_outputs(tmp_path) -> None:
 
 
 def test_ddp_two_processes_on_cpu(tmp_path) -> None:
-    res = _script(
+    res = run_script(
+        "train.py",
         *TINY,
         "trainer=ddp",
         "trainer.accelerator=cpu",
@@ -182,7 +170,8 @@ def test_ddp_two_processes_on_cpu(tmp_path) -> None:
 
 
 def test_optuna_hparams_search_runs_trials(tmp_path) -> None:
-    res = _script(
+    res = run_script(
+        "train.py",
         *TINY,
         "debug=fdr",
         "hparams_search=dcgan_optuna",
