@@ -38,7 +38,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     evaluator = instantiate(cfg.evaluator).to(device)
     evaluator.set_reference_from(datamodule, cfg.split, cfg.n_real, progress=True)
     # DRS calibrates on held-out real images: the train split, so the reference split stays unseen
-    calibration = datamodule.real_images("train", min(1000, len(datamodule.train_set)))
+    calibration = datamodule.real_images("train", min(1000, datamodule.num_images("train")))
     output_dir = Path(cfg.paths.output_dir)
     refinement = RefinementAgent(
         generation,

@@ -47,11 +47,10 @@ class GenerationAgent:
         if not paths:
             raise RequestError("no checkpoint given: pass ckpt=<path to a .ckpt from scripts/train.py>")
         self.device = torch.device(device)
-        ranked = sorted(
-            paths, key=lambda p: (catalogue_fid(p, evaluator) is None, catalogue_fid(p, evaluator) or 0)
-        )
+        fids = {p: catalogue_fid(p, evaluator) for p in paths}  # each catalogue read once
+        ranked = sorted(paths, key=lambda p: (fids[p] is None, fids[p] or 0))
         self.ckpt = ranked[0]
-        fid = catalogue_fid(self.ckpt, evaluator)
+        fid = fids[self.ckpt]
         self.why = (
             f"{self.ckpt} has the lowest catalogued {evaluator} FID ({fid:.3f}) of {len(paths)}"
             if fid is not None and len(paths) > 1

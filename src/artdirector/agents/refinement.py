@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from artdirector.agents.generation import GenerationAgent
 from artdirector.agents.types import Action, Samples
 from artdirector.io import atomic_write
+from artdirector.models.checkpoint import read_checkpoint
 from artdirector.models.gan import GANModule
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class RefinementAgent:
         if self.datamodule is None:
             raise ValueError("finetune needs a data module to train on")
         src = self.gen.ckpt
-        ckpt = torch.load(src, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(src)
         start = int(ckpt.get("global_step", 0))
         model = GANModule(**ckpt["hyper_parameters"])
         accel = "gpu" if self.model.device.type == "cuda" else "cpu"

@@ -84,14 +84,21 @@ class ImageDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
 
-    def real_images(self, split: str = "val", n: int | None = None) -> torch.Tensor:
-        """The first ``n`` images of a split as one float tensor in [-1, 1] (for reference statistics)."""
+    def _split(self, split: str) -> Dataset:
         if self.train_set is None:
             self.prepare_data()
             self.setup("fit")
         ds = {"train": self.train_set, "val": self.val_set}.get(split)
         if ds is None:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        return ds
+
+    def num_images(self, split: str = "val") -> int:
+        return len(self._split(split))
+
+    def real_images(self, split: str = "val", n: int | None = None) -> torch.Tensor:
+        """The first ``n`` images of a split as one float tensor in [-1, 1] (for reference statistics)."""
+        ds = self._split(split)
         n = len(ds) if n is None else n
         if n > len(ds):
             raise ValueError(f"asked for {n} real {split} images but {self.describe()} has only {len(ds)}")

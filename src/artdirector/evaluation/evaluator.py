@@ -165,7 +165,7 @@ class Evaluator:
     ) -> torch.Tensor:
         """Reference features from the first ``n`` images of a data module's split, cached on disk."""
         dataset = datamodule.describe()
-        available = len(datamodule.real_images(split))
+        available = datamodule.num_images(split)  # counting only: the images load on a cache miss
         if n is not None and n > available:
             log.warning(
                 "reference: asked for %d real %s images but %s has %d; using %d (compare FIDs only at "

@@ -223,7 +223,13 @@ class GANModule(L.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> GANModule:
         """Rebuild a trained GAN from its ``.ckpt`` alone, in eval mode."""
-        ckpt = read_checkpoint(path)
+        return cls.from_loaded(read_checkpoint(path), path, map_location)
+
+    @classmethod
+    def from_loaded(
+        cls, ckpt: dict[str, Any], path: str | Path = "<checkpoint>", map_location: str | torch.device = "cpu"
+    ) -> GANModule:
+        """Rebuild from a checkpoint already read with ``read_checkpoint`` (no second read of the file)."""
         kind = checkpoint_kind(ckpt)
         if kind != "gan":
             raise CheckpointError(
