@@ -35,7 +35,7 @@ def main() -> None:
     dm = TorchvisionDataModule(root=args.data_root, download=True, fallback_to_bundled=False)
     dm.prepare_data()
     dm.setup()
-    train, test = dm.real_images("train", args.n), dm.real_images("val", args.n)
+    train, test = dm.real_images("train", args.n), dm.real_images("report", args.n)
     rows = []
     for name in args.features:
         net = LeNetFeatures("mnist") if name == "lenet" else InceptionFeatures()
@@ -48,7 +48,7 @@ def main() -> None:
         if args.device == "cuda":
             torch.cuda.synchronize()
         ips = args.n / (time.perf_counter() - t0)
-        ev.set_reference_from(dm, "val", args.n)  # test-split features, from the cache when present
+        ev.set_reference_from(dm, "report", args.n)  # test-split features, from the cache when present
         r = ev.evaluate_features(fake)
         rows.append((name, args.device, ips, r))
         print(f"{name}: {ips:.1f} images/s, floor FID {r.fid:.3f}", flush=True)

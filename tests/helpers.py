@@ -39,14 +39,14 @@ TINY_MODEL = [
     "model.discriminator.base_channels=8",
 ]
 # ... and on 128 fake images.
-TINY = ["data=fake", "data.n_train=128", "data.n_val=64", "data.batch_size=32", *TINY_MODEL]
+TINY = ["data=fake", "data.n_train=128", "data.n_report=64", "data.batch_size=32", *TINY_MODEL]
 
 # A tiny classifier run: a checkpoint of the wrong kind for the GAN-only entry points.
 TINY_CLASSIFIER = [
     "model=classifier",
     "data=fake",
     "data.n_train=64",
-    "data.n_val=32",
+    "data.n_report=32",
     "trainer=cpu",
     "trainer.max_epochs=1",
     "callbacks=classifier",

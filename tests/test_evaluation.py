@@ -91,11 +91,11 @@ def mnist5k() -> torch.Tensor:
 def test_lenet_fid_real_halves_small_noise_large(mnist5k) -> None:
     ev = Evaluator(LeNetFeatures("mnist"), name="lenet", kid_subsets=10, kid_subset_size=500)
     ev.set_reference(mnist5k[:2000])
-    real_b = ev.evaluate(mnist5k[2000:4000])
-    noise = ev.evaluate(torch.rand(2000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
-    assert real_b.fid < 10 and noise.fid > 100 * real_b.fid
+    real_b = ev.evaluate(mnist5k[2000:3000])
+    noise = ev.evaluate(torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    assert real_b.fid < 15 and noise.fid > 100 * real_b.fid  # 1k vs 2k real: about 10 (small-n bias)
     assert real_b.precision > 0.7 and noise.precision < 0.05
-    assert real_b.confidence.mean() > 0.95 and real_b.labels.shape == (2000,)
+    assert real_b.confidence.mean() > 0.95 and real_b.labels.shape == (1000,)
 
 
 @pytest.mark.slow
@@ -157,21 +157,21 @@ def test_reference_cache_hit_miss_and_rebuild(tmp_path, mnist5k, caplog) -> None
     original = net.forward
     net.forward = lambda x: (calls.append(x.shape[0]), original(x))[1]
     ev = Evaluator(net, name="lenet", cache_dir=str(tmp_path), kid_subsets=2, kid_subset_size=50)
-    first = ev.set_reference_from(dm, "val", 300)
+    first = ev.set_reference_from(dm, "report", 300)
     assert (ev.cache.builds, ev.cache.hits, sum(calls)) == (1, 0, 300)
-    again = ev.set_reference_from(dm, "val", 300)  # hit: no feature pass at all
+    again = ev.set_reference_from(dm, "report", 300)  # hit: no feature pass at all
     assert (ev.cache.builds, ev.cache.hits, sum(calls)) == (1, 1, 300) and torch.equal(first, again)
-    ev.set_reference_from(dm, "val", 200)  # another sample count is another entry
+    ev.set_reference_from(dm, "report", 200)  # another sample count is another entry
     assert ev.cache.builds == 2 and len(list(tmp_path.glob("*.pt"))) == 2
     (entry,) = [p for p in tmp_path.glob("*.pt") if "_300_" in p.name]
     entry.write_bytes(entry.read_bytes()[:500])  # truncated file
     with caplog.at_level(logging.WARNING):
-        rebuilt = ev.set_reference_from(dm, "val", 300)
+        rebuilt = ev.set_reference_from(dm, "report", 300)
     assert "unusable" in caplog.text and ev.cache.builds == 3 and torch.equal(rebuilt, first)
     payload = torch.load(entry, weights_only=True)
     payload["features"][0, 0] += 1  # silently altered contents: checksum catches it
     torch.save(payload, entry)
-    ev.set_reference_from(dm, "val", 300)
+    ev.set_reference_from(dm, "report", 300)
     assert ev.cache.builds == 4
 
 

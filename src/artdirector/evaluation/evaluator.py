@@ -148,7 +148,7 @@ class Evaluator:
 
     # ---- reference ------------------------------------------------------------------------------
     def set_reference(
-        self, images: torch.Tensor, dataset: str | None = None, split: str = "val", progress: bool = False
+        self, images: torch.Tensor, dataset: str | None = None, split: str = "report", progress: bool = False
     ) -> torch.Tensor:
         """Real features from ``images``; cached on disk under (dataset, split, feature net, n) if ``dataset``."""
         key = {"dataset": dataset, "split": split, "feature_net": self.identity, "n": int(images.shape[0])}
@@ -161,7 +161,7 @@ class Evaluator:
         return feats
 
     def set_reference_from(
-        self, datamodule, split: str = "val", n: int | None = None, progress: bool = False
+        self, datamodule, split: str = "report", n: int | None = None, progress: bool = False
     ) -> torch.Tensor:
         """Reference features from the first ``n`` images of a data module's split, cached on disk."""
         dataset = datamodule.describe()
