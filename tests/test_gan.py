@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import lightning as L
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from artdirector.models.checkpoint import CheckpointError
@@ -60,22 +63,27 @@ class _StepSpy(L.Callback):
             opt.register_step_post_hook(post)
 
 
-def test_one_step_updates_d_then_g_and_only_the_intended_net(make_cfg) -> None:
-    cfg = make_cfg("train", TINY)
-    model = instantiate(cfg.model, _recursive_=False)
-    dm = instantiate(cfg.data)
-    g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
-    spy = _StepSpy()
+def _fit_steps(model, dm, max_steps: int, callbacks=()) -> L.Trainer:
     trainer = L.Trainer(
         accelerator="cpu",
-        max_steps=2,
+        max_steps=max_steps,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[spy],
+        callbacks=list(callbacks),
     )
     trainer.fit(model, datamodule=dm)
+    return trainer
+
+
+def test_alternating_step_updates_d_then_g_and_only_the_intended_net(make_cfg) -> None:
+    cfg = make_cfg("train", [*TINY, "model.update_rule=alternating"])
+    model = instantiate(cfg.model, _recursive_=False)
+    dm = instantiate(cfg.data)
+    g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
+    spy = _StepSpy()
+    trainer = _fit_steps(model, dm, 2, [spy])
     # one batch = D step then G step; each changes only its own network, with no grads on the other
     assert spy.steps == [("D", False, True, False), ("G", True, False, False)]
     assert _changed(g0, model.generator) and _changed(d0, model.discriminator)
@@ -83,6 +91,65 @@ def test_one_step_updates_d_then_g_and_only_the_intended_net(make_cfg) -> None:
     for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
         assert torch.isfinite(logged[key]), key
     assert 0 < logged["train/d_real"] < 1
+
+
+class _GradRecorder(L.Callback):
+    """Keeps the batch, the RNG state before the first training step, and each net's gradients as its
+    optimiser saw them (a pre-step hook), for one batch."""
+
+    def __init__(self) -> None:
+        self.grads: dict[str, list[torch.Tensor]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batch, self.rng = batch[0].clone(), torch.get_rng_state()
+        self.g0 = {k: v.clone() for k, v in pl_module.generator.state_dict().items()}
+        self.d0 = {k: v.clone() for k, v in pl_module.discriminator.state_dict().items()}
+        nets = (pl_module.generator, pl_module.discriminator)
+        for name, opt, net in zip("GD", trainer.optimizers, nets, strict=True):
+            opt = getattr(opt, "optimizer", opt)
+
+            def keep(*_args, name=name, net=net) -> None:
+                self.grads.setdefault(name, [p.grad.clone() for p in net.parameters()])
+
+            opt.register_step_pre_hook(keep)
+
+
+def test_simultaneous_step_gradients_equal_one_forward_pass_by_hand(make_cfg) -> None:
+    """The seed's train_step: both losses from one forward pass (one set of dropout masks), each gradient
+    taken from those outputs, both applied from the same parameters."""
+    cfg = make_cfg("train", [*TINY, "model.update_rule=simultaneous", "model.discriminator.dropout=0.5"])
+    model = instantiate(cfg.model, _recursive_=False)
+    g_net, d_net = copy.deepcopy(model.generator), copy.deepcopy(model.discriminator)
+    rec = _GradRecorder()
+    _fit_steps(model, instantiate(cfg.data), 2, [rec])  # 2 optimiser steps = one batch
+    assert set(rec.grads) == {"G", "D"}
+    # by hand, from the same RNG state: z, G(z), D(x), D(G(z)) in that order, both losses, two tapes
+    g_net.load_state_dict(rec.g0)
+    d_net.load_state_dict(rec.d0)
+    torch.set_rng_state(rec.rng)
+    real = rec.batch
+    z = torch.randn(real.shape[0], g_net.latent_dim)
+    fake = g_net(z)
+    d_real, d_fake = d_net(real), d_net(fake)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    g_loss = bce(d_fake, torch.ones_like(d_fake))
+    d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+    g_grads = torch.autograd.grad(g_loss, list(g_net.parameters()), retain_graph=True)
+    d_grads = torch.autograd.grad(d_loss, list(d_net.parameters()))
+    for got, want in ((rec.grads["G"], g_grads), (rec.grads["D"], d_grads)):
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    # a second D pass for G (new dropout masks), as the alternating rule does, gives other G gradients
+    g_loss_2 = bce(d_net(fake), torch.ones_like(d_fake))
+    g_grads_2 = torch.autograd.grad(g_loss_2, list(g_net.parameters()))
+    assert not all(torch.allclose(a, b) for a, b in zip(rec.grads["G"], g_grads_2, strict=True))
+
+
+def test_unknown_update_rule_is_a_clear_error(make_cfg) -> None:
+    cfg = make_cfg("train", [*TINY, "model.update_rule=sideways"])
+    with pytest.raises(InstantiationException, match="update_rule must be one of simultaneous, alternating"):
+        instantiate(cfg.model, _recursive_=False)
 
 
 def test_sample_discriminate_and_latent_dim(make_cfg) -> None:

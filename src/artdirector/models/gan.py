@@ -56,11 +56,20 @@ def last_good_checkpoint(trainer: L.Trainer | None) -> str:
     return path or "none written yet (the run failed before its first checkpoint)"
 
 
-class GANModule(L.LightningModule):
-    """A non-saturating GAN trained with manual optimisation (one D step, then one G step per batch).
+UPDATE_RULES = ("simultaneous", "alternating")
 
-    Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661 (the non-saturating generator loss);
-    the step order follows Lightning's manual-optimisation GAN recipe.
+
+class GANModule(L.LightningModule):
+    """A non-saturating GAN trained with manual optimisation.
+
+    Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661 (the non-saturating generator loss).
+    Two update rules:
+
+    - ``simultaneous`` (the seed's, the TensorFlow DCGAN tutorial's ``train_step``): one forward pass,
+      ``D(x)`` and ``D(G(z))`` with one set of dropout masks; both losses come from those outputs and both
+      optimisers step from the same parameters (gradient descent on the two players at once).
+    - ``alternating`` (pytorch/examples' dcgan, Lightning's manual-optimisation GAN recipe): D steps on
+      ``G(z).detach()``, then D runs again and G steps through the just-updated D.
 
     Args:
         generator, discriminator: modules, or Hydra configs with ``_target_`` (configs are saved with
@@ -68,6 +77,7 @@ class GANModule(L.LightningModule):
         optimizer_g, optimizer_d: Hydra configs with ``_partial_: true`` (or callables ``params -> Optimizer``).
         n_fixed_noise: size of the fixed noise batch whose grid is logged every epoch.
         fixed_noise_seed: seed of that batch, so grids are comparable across runs and resumes.
+        update_rule: ``simultaneous`` (the seed's) or ``alternating``.
     """
 
     def __init__(
@@ -78,8 +88,14 @@ class GANModule(L.LightningModule):
         optimizer_d: Any,
         n_fixed_noise: int = 16,
         fixed_noise_seed: int = 0,
+        update_rule: str = "simultaneous",
     ) -> None:
         super().__init__()
+        if update_rule not in UPDATE_RULES:
+            raise ValueError(
+                f"model.update_rule must be one of {', '.join(UPDATE_RULES)}, got {update_rule!r}"
+            )
+        self.update_rule = update_rule
         self.automatic_optimization = False
         generator, discriminator = _plain(generator), _plain(discriminator)
         optimizer_g, optimizer_d = _plain(optimizer_g), _plain(optimizer_d)
@@ -154,33 +170,27 @@ class GANModule(L.LightningModule):
                 "Resume from it with ckpt_path=<that path>, e.g. with a lower learning rate."
             )
 
+    @staticmethod
+    def _d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """real -> 1, fake -> 0 (the seed sums the two BCE terms)."""
+        return F.binary_cross_entropy_with_logits(
+            d_real, torch.ones_like(d_real)
+        ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+
+    @staticmethod
+    def _g_loss(d_fake: torch.Tensor) -> torch.Tensor:
+        """The non-saturating generator loss: fake -> 1."""
+        return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch
         opt_g, opt_d = self.optimizers()
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device, dtype=real.dtype)
         fake = self.generator(z)
-
-        # Discriminator: real -> 1, fake -> 0 (the seed sums the two BCE terms).
-        with self.toggled_optimizer(opt_d):
-            d_real = self.discriminator(real)
-            d_fake = self.discriminator(fake.detach())
-            d_loss = F.binary_cross_entropy_with_logits(
-                d_real, torch.ones_like(d_real)
-            ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-            self._ensure_finite("train/d_loss", d_loss)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
-
-        # Generator: non-saturating loss, fake -> 1, through the just-updated discriminator.
-        with self.toggled_optimizer(opt_g):
-            g_logits = self.discriminator(fake)
-            g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
-            self._ensure_finite("train/g_loss", g_loss)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
-
+        if self.update_rule == "simultaneous":
+            d_real, d_fake, d_loss, g_loss = self._simultaneous_step(real, fake, opt_g, opt_d)
+        else:
+            d_real, d_fake, d_loss, g_loss = self._alternating_step(real, fake, opt_g, opt_d)
         self.log_dict(
             {
                 "train/d_loss": d_loss.detach(),
@@ -193,6 +203,67 @@ class GANModule(L.LightningModule):
             on_epoch=True,
             batch_size=real.shape[0],
         )
+
+    def _simultaneous_step(self, real, fake, opt_g, opt_d):
+        """Both losses from one forward pass; both gradients taken before either optimiser steps."""
+        d_real = self.discriminator(real)
+        d_fake = self.discriminator(fake)
+        d_loss, g_loss = self._d_loss(d_real, d_fake), self._g_loss(d_fake)
+        self._ensure_finite("train/d_loss", d_loss)
+        self._ensure_finite("train/g_loss", g_loss)
+        opt_g.zero_grad(set_to_none=True)
+        opt_d.zero_grad(set_to_none=True)
+        g_params, d_params = list(self.generator.parameters()), list(self.discriminator.parameters())
+        with self._gradients_averaged_over_ranks([*g_params, *d_params]):
+            # `inputs=` keeps each loss's gradient on its own player (no D grads from g_loss, no G grads
+            # from d_loss): the two tapes of the seed's train_step.
+            self.manual_backward(g_loss, inputs=g_params, retain_graph=True)
+            self.manual_backward(d_loss, inputs=d_params)
+        opt_g.step()
+        opt_d.step()
+        return d_real, d_fake, d_loss, g_loss
+
+    @contextlib.contextmanager
+    def _gradients_averaged_over_ranks(self, params: list[nn.Parameter]) -> Iterator[None]:
+        """Under DDP, average these gradients over ranks with one all-reduce after the block.
+
+        DDP's reducer expects every parameter on a loss's graph to receive a gradient from that backward;
+        the simultaneous step's ``inputs=``-restricted backwards break that expectation, so the reducer is
+        bypassed for the step (as ``no_sync`` does) and the gradients are reduced here instead."""
+        ddp = getattr(self._trainer, "strategy", None) and getattr(self.trainer.strategy, "model", None)
+        if not isinstance(ddp, nn.parallel.DistributedDataParallel):
+            yield
+            return
+        ddp.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            ddp.require_backward_grad_sync = True
+            ddp.require_forward_param_sync = True  # keep broadcasting buffers at the next forward
+        grads = [p.grad for p in params if p.grad is not None]
+        flat = torch._utils._flatten_dense_tensors(grads)
+        torch.distributed.all_reduce(flat)
+        flat /= torch.distributed.get_world_size()
+        for g, reduced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
+            g.copy_(reduced)
+
+    def _alternating_step(self, real, fake, opt_g, opt_d):
+        """D steps on ``fake.detach()``; then G steps through the just-updated D."""
+        with self.toggled_optimizer(opt_d):
+            d_real = self.discriminator(real)
+            d_fake = self.discriminator(fake.detach())
+            d_loss = self._d_loss(d_real, d_fake)
+            self._ensure_finite("train/d_loss", d_loss)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+        with self.toggled_optimizer(opt_g):
+            g_loss = self._g_loss(self.discriminator(fake))
+            self._ensure_finite("train/g_loss", g_loss)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+        return d_real, d_fake, d_loss, g_loss
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
