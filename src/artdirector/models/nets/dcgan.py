@@ -7,11 +7,17 @@ weights. ``weight_init="dcgan"`` switches to the paper's N(0, 0.02).
 
 "same" padding: a 5x5 convolution with stride 2 and padding 2 maps 28 -> 14 -> 7 as Keras "same"
 does; the transposed convolutions use padding 2 and, for stride 2, output_padding 1 to double the size.
+
+Two layers compute the same function by a faster route on the CPU (measured in docs/benchmarks.md; the
+parameters, their shapes and the state dict are the seed's): the last transposed convolution runs as one
+ordinary convolution and a pixel shuffle (:class:`SubPixelConvTranspose2d`), and dropout draws its mask
+by comparing uniforms (:class:`UniformMaskDropout`) instead of ``bernoulli_``.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,6 +41,53 @@ def init_weights(module: nn.Module, scheme: str) -> None:
         elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
             nn.init.ones_(m.weight) if scheme == "keras" else nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+class SubPixelConvTranspose2d(nn.ConvTranspose2d):
+    """``ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1)`` computed as one 3x3 convolution
+    with 4x the output channels, followed by a pixel shuffle (the sub-pixel decomposition of a strided
+    transposed convolution; Shi et al. 2016, https://arxiv.org/abs/1609.05158, section 2.2).
+
+    Output pixel ``2m + r`` of a stride-2 transposed convolution only sees kernel taps of parity ``r``:
+    taps 4, 2, 0 at inputs m-1, m, m+1 for r = 0, and taps 3, 1 at inputs m, m+1 for r = 1. Each of the
+    four (row, column) phases is therefore an ordinary 3x3 convolution (zero-padded to 3 taps), and oneDNN
+    runs the four as one channels-last convolution. The parameter is the transposed convolution's own
+    weight (same shape, same state dict); the phase kernels are gathered from it on every call, so
+    gradients reach it unchanged.
+    """
+
+    # phase r -> the kernel tap at input offsets -1, 0, +1 (5 = the zero pad tap)
+    _TAPS = torch.tensor([[4, 2, 0], [5, 3, 1]])
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = False) -> None:
+        super().__init__(in_channels, out_channels, 5, stride=2, padding=2, output_padding=1, bias=bias)
+
+    def phase_weight(self) -> torch.Tensor:
+        """(4 * out, in, 3, 3): the conv weight whose pixel-shuffled output equals the transposed conv's."""
+        w = F.pad(self.weight, (0, 1, 0, 1))  # (in, out, 6, 6); tap 5 is zero
+        t = self._TAPS.to(w.device)
+        k = w[:, :, t[:, :, None, None], t[None, None, :, :]]  # (in, out, r_h, a, r_w, b)
+        return k.permute(1, 2, 4, 0, 3, 5).reshape(4 * self.out_channels, self.in_channels, 3, 3)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        bias = None if self.bias is None else self.bias.repeat_interleave(4)
+        y = F.pixel_shuffle(F.conv2d(x, self.phase_weight(), bias, padding=1), 2)
+        return y.contiguous()
+
+
+class UniformMaskDropout(nn.Dropout):
+    """Inverted dropout whose keep mask is ``U >= p`` for uniforms U: the same distribution as
+    ``nn.Dropout`` (each unit kept with probability 1 - p, scaled by 1 / (1 - p)), about twice as fast on
+    the CPU as its ``bernoulli_`` draw."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p >= 1:
+            return torch.zeros_like(x)
+        keep = torch.rand_like(x) >= self.p
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
 class Generator(nn.Module):
@@ -66,7 +119,7 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(c // 2, c // 4, 5, stride=2, padding=2, output_padding=1, bias=False),
             _bn(c // 4),  # -> 64x14x14
             nn.LeakyReLU(leaky_slope),
-            nn.ConvTranspose2d(c // 4, channels, 5, stride=2, padding=2, output_padding=1, bias=False),
+            SubPixelConvTranspose2d(c // 4, channels, bias=False),  # = ConvTranspose2d(5, 2, 2, 1)
             nn.Tanh(),  # -> 1x28x28 in [-1, 1]
         )
         init_weights(self, weight_init)
@@ -95,18 +148,20 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(channels, c, 5, stride=2, padding=2),  # 1x28x28 -> 64x14x14
             nn.LeakyReLU(leaky_slope),
-            nn.Dropout(dropout),
+            UniformMaskDropout(dropout),
             nn.Conv2d(c, 2 * c, 5, stride=2, padding=2),  # -> 128x7x7
             nn.LeakyReLU(leaky_slope),
-            nn.Dropout(dropout),
-            nn.Flatten(),  # -> 6272
+            UniformMaskDropout(dropout),
+            nn.Flatten(),  # -> 6272 (in NCHW order whatever the memory format)
         )
         self.head = nn.Linear(2 * c * 7 * 7, 1)  # -> logit
         init_weights(self, weight_init)
+        # oneDNN's channels-last kernels are the fast ones for these convolutions on the CPU
+        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1:] != (self.channels, 28, 28):
             raise ValueError(
                 f"Discriminator expects images of shape (N, {self.channels}, 28, 28), got {tuple(x.shape)}"
             )
-        return self.head(self.features(x)).squeeze(1)
+        return self.head(self.features(x.contiguous(memory_format=torch.channels_last))).squeeze(1)
