@@ -20,6 +20,7 @@ from artdirector.agents import (
     interpret,
     load_input,
 )
+from artdirector.errors import at_least, check_settings, report_user_errors
 from artdirector.runtime import CONFIG_DIR, resolve_device
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,19 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     """Wire the agents, the policy and the Director from config; also the request and its input."""
+    check_settings(
+        cfg,
+        {
+            "n": (
+                at_least(2),
+                "an integer >= 2 (FID needs two samples; 1,000 or more for decisions you trust)",
+            ),
+            "n_real": (at_least(2), "an integer >= 2"),
+            "budget.steps": (at_least(0), "a number of refinement steps >= 0"),
+            "budget.seconds": (at_least(0), "a number of seconds >= 0"),
+            "target.fid": (at_least(0), "a FID >= 0 (0: no target, spend the budget)"),
+        },
+    )
     device = resolve_device(cfg.device)
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
     log.info("request %r: %s", request.text, request.understood)
@@ -74,5 +88,6 @@ def run_agent(cfg: DictConfig) -> Result:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="agent")
+@report_user_errors
 def main(cfg: DictConfig) -> float:
     return run_agent(cfg).report.fid

@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from artdirector.errors import at_least, check_settings, report_user_errors
 from artdirector.evaluation import Evaluator
 from artdirector.io import write_json
 from artdirector.models.checkpoint import read_checkpoint
@@ -43,6 +44,13 @@ def generate(
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
+    check_settings(
+        cfg,
+        {
+            "n_samples": (at_least(2), "an integer >= 2 (FID needs two samples)"),
+            "n_real": (at_least(2), "an integer >= 2"),
+        },
+    )
     device = resolve_device(cfg.device)
     ckpt_path = Path(cfg.ckpt).expanduser().resolve()
     ckpt = read_checkpoint(ckpt_path)
@@ -97,5 +105,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@report_user_errors
 def main(cfg: DictConfig) -> float:
     return evaluate(cfg)["metrics"]["fid"]

@@ -13,7 +13,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from artdirector.errors import ConfigError, report_user_errors
 from artdirector.io import write_json
+from artdirector.models.checkpoint import read_checkpoint
 from artdirector.runtime import CONFIG_DIR, versions
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,24 @@ def _scalar(v: Any) -> float | None:
         return None
 
 
+def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Logger]) -> L.Trainer:
+    """The Trainer from ``cfg.trainer``; a setting Lightning rejects (precision, accelerator, devices...)
+    becomes a :class:`ConfigError` naming the trainer keys."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except Exception as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        if isinstance(cause, MisconfigurationException | ValueError):
+            settings = ", ".join(
+                f"trainer.{k}={cfg.trainer.get(k)}"
+                for k in ("accelerator", "devices", "precision", "strategy")
+            )
+            raise ConfigError(f"the trainer settings cannot run ({settings}): {cause}") from err
+        raise
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit ``cfg.model`` on ``cfg.data``; return ``cfg.optimized_metric`` (for sweepers), or None."""
     if cfg.get("seed") is not None:
@@ -45,7 +65,12 @@ def train(cfg: DictConfig) -> float | None:
     model: L.LightningModule = instantiate(cfg.model, _recursive_=False)
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_list(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, callbacks, loggers)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None:
+        read_checkpoint(
+            ckpt_path
+        )  # clear errors, weights_only, allow-listed targets, before Lightning reads it
 
     run_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # tests compose with hydra's node
     for logger in loggers:
@@ -54,7 +79,7 @@ def train(cfg: DictConfig) -> float | None:
         )
 
     log.info("Output directory: %s", output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()}
     metric_name = cfg.get("optimized_metric")
@@ -89,5 +114,6 @@ def train(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@report_user_errors
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)

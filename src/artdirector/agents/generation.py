@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.agents.types import Request, RequestError, Samples
+from artdirector.errors import InputError
 from artdirector.models.gan import GANModule
 
 log = logging.getLogger(__name__)
@@ -123,46 +124,84 @@ class GenerationAgent:
         return samples
 
 
+def _load_tensor(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(
+            f"input {path} could not be read as a tensor file ({first}); save tensors with torch.save"
+        ) from err
+
+
+def check_input_images(t: torch.Tensor, path: Path) -> torch.Tensor:
+    """Images from a user's file: (N, 1, 28, 28), finite, in [-1, 1]; else an :class:`InputError`."""
+    if t.ndim != 4 or t.shape[1:] != (1, 28, 28):
+        raise InputError(f"images in {path} have shape {tuple(t.shape)}; expected (N, 1, 28, 28) in [-1, 1]")
+    if not t.is_floating_point():
+        raise InputError(
+            f"images in {path} are {t.dtype}; expected floats in [-1, 1] (x / 127.5 - 1 for uint8)"
+        )
+    if not torch.isfinite(t).all():
+        raise InputError(f"images in {path} hold NaN or infinite values; expected finite values in [-1, 1]")
+    if t.min() < -1.001 or t.max() > 1.001:
+        raise InputError(f"images in {path} must be in [-1, 1], got [{t.min():.3g}, {t.max():.3g}]")
+    return t.float()
+
+
 def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300) -> Samples:
     """What a ``variations`` or ``refine`` request starts from.
 
     - an earlier agent run's directory (its ``final/latents.pt`` and ``final/images.pt``);
     - a ``.pt`` tensor: latents (N, latent_dim) or images (N, 1, 28, 28) in [-1, 1] (inverted to latents);
-    - a ``.png``: one 28x28 grayscale image (inverted to a latent).
+    - a ``.png``: one 28x28 image (converted to grayscale, inverted to a latent).
+
+    Anything else, or a file that cannot be used as it is, is an :class:`InputError` saying why.
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise RequestError(f"input not found: {path}")
+        raise InputError(f"input not found: {path}")
     if path.is_dir():
         final = path / "final"
         if not (final / "latents.pt").is_file():
-            raise RequestError(f"{path} is not an agent run directory (no final/latents.pt)")
-        z = torch.load(final / "latents.pt", map_location="cpu", weights_only=True)
-        images = torch.load(final / "images.pt", map_location="cpu", weights_only=True)
+            raise InputError(f"{path} is not an agent run directory (no final/latents.pt)")
+        z, images = _load_tensor(final / "latents.pt"), _load_tensor(final / "images.pt")
+        if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[1] != agent.latent_dim:
+            raise InputError(
+                f"{final / 'latents.pt'} does not hold latents of this model (N, {agent.latent_dim})"
+            )
+        if not torch.isfinite(z).all():
+            raise InputError(f"latents in {final / 'latents.pt'} hold NaN or infinite values")
+        images = check_input_images(images, final / "images.pt")
         return Samples(images=images, latents=z, model=str(agent.ckpt), history=[f"loaded {path}"])
     if path.suffix == ".pt":
-        try:
-            t = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise RequestError(f"input {path} could not be read as a tensor file ({err})") from err
+        t = _load_tensor(path)
         if isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[1] == agent.latent_dim:
+            if not torch.isfinite(t).all():
+                raise InputError(f"latents in {path} hold NaN or infinite values")
             return agent.from_latents(t.float(), [f"latents from {path.name}"])
-        if isinstance(t, torch.Tensor) and t.ndim == 4 and t.shape[1:] == (1, 28, 28):
-            if t.min() < -1.001 or t.max() > 1.001:
-                raise RequestError(f"images in {path} must be in [-1, 1], got [{t.min():.3g}, {t.max():.3g}]")
-            return agent.invert(t.float(), steps=invert_steps)
+        if isinstance(t, torch.Tensor) and t.ndim == 4:
+            return agent.invert(check_input_images(t, path), steps=invert_steps)
         shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise RequestError(
+        raise InputError(
             f"input {path} holds {shape}; expected latents (N, {agent.latent_dim}) or images (N, 1, 28, 28)"
         )
     if path.suffix.lower() == ".png":
-        from torchvision.io import ImageReadMode, read_image
+        from PIL import Image, UnidentifiedImageError
 
-        img = read_image(str(path), mode=ImageReadMode.GRAY)
+        try:
+            with Image.open(path) as im:
+                gray = im.convert("L")
+                img = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
+                img = img.view(1, gray.height, gray.width)
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            raise InputError(
+                f"input image {path} could not be decoded as a PNG; is it a valid image file?"
+            ) from err
         if img.shape[-2:] != (28, 28):
-            raise RequestError(
+            raise InputError(
                 f"input image {path} is {img.shape[-1]}x{img.shape[-2]}; the model makes 28x28 "
                 "grayscale images"
             )
         return agent.invert(img.float().div(127.5).sub(1).unsqueeze(0), steps=invert_steps)
-    raise RequestError(f"input {path}: expected a run directory, a .pt tensor or a 28x28 .png")
+    raise InputError(f"input {path}: expected a run directory, a .pt tensor or a 28x28 .png")

@@ -236,7 +236,7 @@ class RefinementAgent:
             num_sanity_val_steps=0,
             limit_val_batches=0,
         )
-        trainer.fit(model, datamodule=self.datamodule, ckpt_path=str(src), weights_only=False)
+        trainer.fit(model, datamodule=self.datamodule, ckpt_path=str(src), weights_only=True)
         self._finetunes += 1
         out = self.output_dir / "checkpoints" / f"finetune_{self._finetunes:02d}.ckpt"
         atomic_write(out, lambda p: trainer.save_checkpoint(p))

@@ -8,10 +8,12 @@ from typing import Any, Literal
 
 import torch
 
+from artdirector.errors import UserError
+
 Task = Literal["create", "variations", "refine"]
 
 
-class RequestError(ValueError):
+class RequestError(UserError, ValueError):
     """A request the agents cannot act on (empty, not understood, or missing what it needs)."""
 
 

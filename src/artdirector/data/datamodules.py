@@ -23,13 +23,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from artdirector.errors import UserError
+
 log = logging.getLogger(__name__)
 
 _BANNER = "!" * 100
 SPLITS = ("train", "selection", "report")
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(UserError, RuntimeError):
     """The requested dataset is neither on disk nor downloadable, and the fallback is off."""
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from artdirector.io import atomic_write
-from artdirector.models.checkpoint import KIND_KEY
+from artdirector.models.checkpoint import KIND_KEY, CheckpointError, checkpoint_kind
 from artdirector.models.gan import _build, _plain
 
 
@@ -65,6 +65,19 @@ class ClassifierModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KIND_KEY] = "classifier"
+
+    @classmethod
+    def from_loaded(
+        cls, ckpt: dict[str, Any], path: str | Path = "<checkpoint>", map_location: str | torch.device = "cpu"
+    ) -> ClassifierModule:
+        """Rebuild from a checkpoint read with ``read_checkpoint`` (see ``models.checkpoint.load_module``)."""
+        if checkpoint_kind(ckpt) != "classifier":
+            raise CheckpointError(f"{path} holds a '{checkpoint_kind(ckpt)}' model, not a classifier")
+        if "net" not in ckpt["hyper_parameters"]:
+            raise CheckpointError(f"{path} was saved with an injected net and cannot rebuild it")
+        model = cls(**ckpt["hyper_parameters"])
+        model.load_state_dict(ckpt["state_dict"])
+        return model.to(map_location).eval()
 
     def on_fit_end(self) -> None:
         if not self.export_path or not self.trainer.is_global_zero or self.trainer.fast_dev_run:

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from artdirector.errors import ConfigError
 from artdirector.models.checkpoint import KIND_KEY, CheckpointError, checkpoint_kind, read_checkpoint
 
 
@@ -92,7 +93,7 @@ class GANModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if update_rule not in UPDATE_RULES:
-            raise ValueError(
+            raise ConfigError(
                 f"model.update_rule must be one of {', '.join(UPDATE_RULES)}, got {update_rule!r}"
             )
         self.update_rule = update_rule
