@@ -169,7 +169,9 @@ def test_ddp_two_processes_on_cpu(tmp_path) -> None:
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_optuna_hparams_search_runs_trials(tmp_path) -> None:
+def test_optuna_hparams_search_runs_trials_into_persistent_storage(tmp_path) -> None:
+    """The search the config suggests, with an SQLite study (Optuna 2.x on SQLAlchemy < 2)."""
+    db = tmp_path / "optuna.db"
     res = run_script(
         "train.py",
         *TINY,
@@ -177,10 +179,16 @@ def test_optuna_hparams_search_runs_trials(tmp_path) -> None:
         "hparams_search=dcgan_optuna",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.sampler.n_startup_trials=1",
+        f"hydra.sweeper.storage=sqlite:///{db}",
         f"hydra.sweep.dir={tmp_path}",
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr[-3000:]
+    import optuna
+
+    study = optuna.load_study(study_name="dcgan_lr", storage=f"sqlite:///{db}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert all("model.optimizer_g.lr" in t.params for t in study.trials)
     runs = sorted(tmp_path.glob("*/run.json"))
     assert len(runs) == 2
     metric_names = {json.loads(p.read_text())["optimized_metric"]["name"] for p in runs}

