@@ -65,3 +65,18 @@ def run_script(script: str, *args: str, cwd: Path, timeout: int = 600) -> subpro
         text=True,
         timeout=timeout,
     )
+
+
+class RecordRankNoise(L.Callback):
+    """Writes, per rank, a digest of the noise the first training batch will draw (the RNG state)."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0 and trainer.current_epoch == 0:
+            import hashlib
+
+            digest = hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+            (self.dirpath / f"rank{trainer.global_rank}.txt").write_text(digest)

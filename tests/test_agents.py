@@ -14,11 +14,10 @@ from hydra.utils import instantiate
 from artdirector.agents import (
     Action,
     BanditPolicy,
+    Candidate,
     Director,
-    EvaluationAgent,
     GenerationAgent,
     Memory,
-    RefinementAgent,
     RequestError,
     RulePolicy,
     State,
@@ -28,63 +27,11 @@ from artdirector.agents import (
     interpret,
     load_input,
 )
-from artdirector.data import Mnist5kDataModule
-from artdirector.evaluation import Evaluator, LeNetFeatures
 from artdirector.models.checkpoint import CheckpointError
-from artdirector.train import train
-from conftest import compose_cfg
-from helpers import TINY_MODEL, run_script
+from helpers import run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny_gan")
-    train(
-        compose_cfg(
-            "train",
-            [
-                *TINY_MODEL,
-                "data=mnist5k",
-                "data.limit_train=1024",
-                "data.batch_size=64",
-                "trainer.max_epochs=2",
-                "model.discriminator.base_channels=16",
-                # a faster recipe, so that the fixture's discriminator already tells real from fake
-                "model.optimizer_g.lr=1e-3",
-                "model.optimizer_d.lr=1e-3",
-                "model.optimizer_g.betas=[0.5,0.999]",
-                "model.optimizer_d.betas=[0.5,0.999]",
-                "model.update_rule=alternating",  # at lr 1e-3, 2 epochs, the stabler of the two rules
-            ],
-            out,
-        )
-    )
-    return out / "checkpoints" / "last.ckpt"
-
-
-@pytest.fixture(scope="session")
-def data() -> Mnist5kDataModule:
-    dm = Mnist5kDataModule(batch_size=64)
-    dm.setup()
-    return dm
-
-
-@pytest.fixture
-def agents(tiny_ckpt, data, tmp_path):
-    gen = GenerationAgent(str(tiny_ckpt), seed=0)
-    ev = Evaluator(LeNetFeatures("mnist"), name="lenet", kid_subsets=5, kid_subset_size=50)
-    ev.set_reference(data.real_images("report", 300))
-    ref = RefinementAgent(
-        gen,
-        real_images=data.real_images("selection", 300),
-        datamodule=data,
-        output_dir=tmp_path,
-        defaults={"drs": {"burn_in": 300, "max_candidates": 2000}},
-    )
-    return gen, EvaluationAgent(ev), ref
 
 
 # ---- requests -------------------------------------------------------------------------------------
@@ -120,7 +67,7 @@ def _fresh(gen, n=64):
 def test_drs_keeps_samples_the_discriminator_rates_higher(agents) -> None:
     gen, _, ref = agents
     before = _fresh(gen)
-    after = ref.refine(before, Action("drs", {"gamma_percentile": 90}))
+    after = ref.refine(before, Action("drs", {"gamma_percentile": 90})).samples
     assert len(after) == len(before) and after.history[-1].startswith("drs")
     assert ref.calibrated_logits(after.images).mean() > ref.calibrated_logits(before.images).mean()
     assert torch.allclose(gen.model.sample(z=after.latents), after.images, atol=1e-5)  # latents match images
@@ -131,9 +78,9 @@ def test_langevin_and_dot_raise_the_discriminator_score(agents) -> None:
     before = _fresh(gen)
     kept_images, kept_latents = before.images.clone(), before.latents.clone()
     d0 = gen.model.discriminate(before.images).mean()
-    lang = ref.refine(before, Action("langevin", {"steps": 20, "step_size": 0.01, "noise": 1.0}))
+    lang = ref.refine(before, Action("langevin", {"steps": 20, "step_size": 0.01, "noise": 1.0})).samples
     assert gen.model.discriminate(lang.images).mean() > d0
-    dot = ref.refine(before, Action("dot", {"steps": 20}))
+    dot = ref.refine(before, Action("dot", {"steps": 20})).samples
     assert gen.model.discriminate(dot.images).mean() > d0
     assert torch.equal(before.images, kept_images) and torch.equal(
         before.latents, kept_latents
@@ -143,7 +90,7 @@ def test_langevin_and_dot_raise_the_discriminator_score(agents) -> None:
 def test_truncation_lowers_latent_norm_and_sample_variance(agents) -> None:
     gen, _, ref = agents
     before = _fresh(gen, 256)
-    after = ref.refine(before, Action("truncation", {"threshold": 0.5}))
+    after = ref.refine(before, Action("truncation", {"threshold": 0.5})).samples
     assert after.latents.abs().max() <= 0.5
     assert after.latents.norm(dim=1).mean() < before.latents.norm(dim=1).mean()
     assert after.images.var(dim=0).mean() < before.images.var(dim=0).mean()
@@ -153,9 +100,11 @@ def test_finetune_writes_a_new_checkpoint_and_never_touches_the_source(agents, t
     gen, _, ref = agents
     source = tiny_ckpt.read_bytes()
     before = _fresh(gen, 16)
-    after = ref.refine(before, Action("finetune", {"steps": 3}))
+    cand = ref.refine(before, Action("finetune", {"steps": 3}))
+    after = cand.samples
     new_ckpt = tmp_path / "checkpoints" / "finetune_01.ckpt"
-    assert new_ckpt.is_file() and gen.ckpt == new_ckpt and after.model == str(new_ckpt)
+    assert new_ckpt.is_file() and after.model == str(new_ckpt) and cand.model_path == str(new_ckpt)
+    assert gen.ckpt == tiny_ckpt  # a candidate: the Generation Agent stays on its model until it is kept
     assert tiny_ckpt.read_bytes() == source
     old_step = torch.load(tiny_ckpt, weights_only=False)["global_step"]
     assert torch.load(new_ckpt, weights_only=False)["global_step"] == old_step + 6  # 3 batches x (D, G)
@@ -175,7 +124,7 @@ def test_inversion_reconstructs_generated_images(agents, tmp_path) -> None:
 # ---- policies -------------------------------------------------------------------------------------
 def _step(i, action, before, after, seconds=1.0):
     m = lambda f: {"fid": f}  # noqa: E731
-    return Step(i, action, {}, m(before), m(after), after < before, seconds)
+    return Step(i, action, {}, m(before), m(after), after < before, seconds, gain=before - after)
 
 
 def _state(fid=10.0, task="create"):
@@ -248,10 +197,9 @@ def test_director_stops_on_budget_and_says_the_target_was_not_reached(agents, tm
     assert [s.action for s in res.memory.steps] == ["generate", "truncation", "langevin"]
     trace = json.loads((tmp_path / "run" / "trace.json").read_text())
     jsonschema.validate(trace, SCHEMA)
-    # the kept samples are the best seen: final FID is the minimum over accepted steps
-    assert trace["final"]["metrics"]["fid"] == pytest.approx(
-        min(s["metrics_after"]["fid"] for s in trace["steps"])
-    )
+    # the final metrics are those of the last kept step
+    kept = [s for s in trace["steps"] if s["accepted"]][-1]
+    assert trace["final"]["metrics"]["fid"] == pytest.approx(kept["metrics_after"]["fid"])
     out = tmp_path / "run"
     assert len(list((out / "final").glob("*.png"))) == 48 and (out / "grid.png").is_file()
     assert "| 1 | truncation |" in (out / "report.md").read_text()
@@ -261,7 +209,9 @@ def test_director_stops_when_no_action_helps(agents, tmp_path, monkeypatch) -> N
     gen, _, ref = agents
 
     def noise(samples, action):  # every "refinement" returns noise: nothing can help
-        return samples.derived(torch.rand_like(samples.images) * 2 - 1, samples.latents, action.name)
+        return Candidate(
+            samples.derived(torch.rand_like(samples.images) * 2 - 1, samples.latents, action.name)
+        )
 
     monkeypatch.setattr(ref, "refine", noise)
     res = _director(agents, tmp_path, ThresholdPolicy(actions=["drs", "langevin"]), max_steps=10).run(
@@ -303,6 +253,7 @@ def test_cli_end_to_end(tiny_ckpt, tmp_path) -> None:
         f"ckpt={tiny_ckpt}",
         "request=generate new art",
         "policy=threshold",
+        "policy.actions=[drs,langevin,truncation,finetune]",
         "budget.steps=4",
         *FAST,
         f"hydra.run.dir={tmp_path / 'run'}",
@@ -315,6 +266,7 @@ def test_cli_end_to_end(tiny_ckpt, tmp_path) -> None:
     assert [s["action"] for s in trace["steps"]] == ["generate", "drs", "langevin", "truncation", "finetune"]
     assert trace["request"]["task"] == "create" and "budget spent" in trace["stop"]["reason"]
     assert len(list((out / "final").glob("*.png"))) == 32
+    assert trace["verdict"]["split"] == "report" and (out / "report.html").is_file()
     report = (out / "report.md").read_text()
     assert "generate new art" in report and "![final](grid.png)" in report
     assert all((out / "steps" / f"{s['index']:02d}_{s['action']}.png").is_file() for s in trace["steps"])

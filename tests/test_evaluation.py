@@ -259,3 +259,33 @@ def test_evaluate_cli_writes_metrics_beside_checkpoint(make_cfg, tmp_path) -> No
     )
     with pytest.raises(CheckpointError, match="'classifier' model, not a GAN"):
         evaluate(cfg)
+
+
+# ---- uncertainty and like-for-like comparisons ---------------------------------------------------------
+def test_closed_form_fid_equals_torchmetrics_and_bootstrap_se_matches_the_spread_of_draws() -> None:
+    g = torch.Generator().manual_seed(3)
+    ev = _evaluator(16, kid_subsets=5, kid_subset_size=100, n_bootstrap=200)
+    ev._use_reference(torch.randn(4000, 16, generator=g), {"dataset": "random"})
+    shift = torch.linspace(0, 0.3, 16)
+    draws = [torch.randn(300, 16, generator=g) * 1.2 + shift for _ in range(40)]
+    reports = [ev.evaluate_features(d) for d in draws[:1]]
+    assert ev.frechet(draws[0]) == pytest.approx(reports[0].fid, rel=1e-4)
+    spread = torch.tensor([ev.frechet(d) for d in draws]).std().item()  # the truth: FID's sd over new samples
+    assert 0.6 * spread < reports[0].fid_se < 1.6 * spread
+    # a difference of two independent sets: its SE is about sqrt(2) SE; paired sets share the noise
+    _, se = ev.fid_difference(draws[1], draws[2], paired=False)
+    assert 0.6 * spread * 2**0.5 < se < 1.6 * spread * 2**0.5
+    nudged = draws[1] * 0.99  # the same samples, slightly moved: a paired difference is far more certain
+    gain_p, se_p = ev.fid_difference(draws[1], nudged, paired=True)
+    assert se_p < 0.2 * se and gain_p > 3 * se_p
+
+
+def test_precision_recall_use_equal_counts_and_kid_subsets_differ() -> None:
+    g = torch.Generator().manual_seed(4)
+    ev = _evaluator(8, kid_subsets=20, kid_subset_size=1000)
+    real = torch.randn(3000, 8, generator=g)
+    ev._use_reference(real, {"dataset": "random"})
+    r = ev.evaluate_features(torch.randn(200, 8, generator=g))
+    subset, radii = ev._real_radii[200]
+    assert subset.shape == (200, 8) and radii.shape == (200,)  # 200 real for 200 generated
+    assert r.kid_std > 0  # subsets of at most half the samples: they differ, so KID's std means something

@@ -160,6 +160,8 @@ def test_ddp_two_processes_on_cpu(tmp_path) -> None:
         "trainer.devices=2",
         "trainer.max_epochs=1",
         f"hydra.run.dir={tmp_path}",
+        "+callbacks.rank_noise._target_=helpers.RecordRankNoise",
+        f"+callbacks.rank_noise.dirpath={tmp_path / 'ranks'}",
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -167,6 +169,16 @@ def test_ddp_two_processes_on_cpu(tmp_path) -> None:
     # 128 images, 32 per process and step, 2 processes: 2 batches per process, 2 optimiser steps each
     assert run["global_step"] == 4
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    # every rank draws its own noise and dropout: the ranks' fake batches are not copies
+    digests = [(tmp_path / "ranks" / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert digests[0] != digests[1]
+    # each rank's RNG state is in the checkpoint (exact resume on every rank), and FID named best.ckpt
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(ckpt["rng_states_per_rank"]) == 2
+    assert not torch.equal(ckpt["rng_states_per_rank"][0]["torch"], ckpt["rng_states_per_rank"][1]["torch"])
+    assert (
+        run["checkpoints"]["best"].endswith("best.ckpt") and run["checkpoints"]["best_monitor"] == "val/fid"
+    )
 
 
 def test_optuna_hparams_search_runs_trials_into_persistent_storage(tmp_path) -> None:

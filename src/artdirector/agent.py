@@ -39,6 +39,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
             "budget.steps": (at_least(0), "a number of refinement steps >= 0"),
             "budget.seconds": (at_least(0), "a number of seconds >= 0"),
             "target.fid": (at_least(0), "a FID >= 0 (0: no target, spend the budget)"),
+            "decision.z": (at_least(0), "a number of standard errors >= 0"),
         },
     )
     device = resolve_device(cfg.device)
@@ -49,10 +50,15 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    evaluator = instantiate(cfg.evaluator).to(device)
-    evaluator.set_reference_from(datamodule, cfg.split, cfg.n_real, progress=True)
+    # decisions against the selection split, the verdict against the report split, at equal reference n
+    n_ref = min(cfg.n_real, datamodule.num_images("selection"), datamodule.num_images("report"))
+    selection = instantiate(cfg.evaluator).to(device)
+    selection.set_reference_from(datamodule, "selection", n_ref, progress=True)
+    report = selection.copy_for(datamodule, "report", n_ref, progress=True)
     # DRS calibrates on real images the discriminator never trained on (Azadi et al.): the selection split
     calibration = datamodule.real_images("selection", min(1000, datamodule.num_images("selection")))
+    # the floors: real images of neither reference (the train split), three draws of n
+    floor_images = datamodule.real_images("train", min(3 * cfg.n, datamodule.num_images("train")))
     output_dir = Path(cfg.paths.output_dir)
     refinement = RefinementAgent(
         generation,
@@ -65,14 +71,19 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     base = load_input(cfg.input, generation) if cfg.get("input") else None
     director = Director(
         generation,
-        EvaluationAgent(evaluator),
+        EvaluationAgent(selection, report),
         refinement,
         policy,
         output_dir,
         target_fid=cfg.target.fid,
+        target_fid_over_floor=cfg.target.get("fid_over_floor"),
         max_steps=cfg.budget.steps,
         max_seconds=cfg.budget.seconds,
         n=cfg.n,
+        z=cfg.decision.z,
+        floor_images=floor_images,
+        replay=cfg.replay,
+        replay_seed=cfg.seed + 1_000_003,
         config=OmegaConf.to_container(
             OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
         ),
@@ -83,7 +94,16 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
 def run_agent(cfg: DictConfig) -> Result:
     director, request, base = build(cfg)
     result = director.run(request, base=base)
-    log.info("wrote %s (report.md, trace.json, grid.png, final/)", director.output_dir)
+    v = result.verdict
+    if v:
+        log.info(
+            "held-out verdict (report split, fresh latents): FID %.2f ± %.2f raw -> %.2f ± %.2f directed",
+            v["raw"]["fid"],
+            v["raw"]["fid_se"],
+            v["directed"]["fid"],
+            v["directed"]["fid_se"],
+        )
+    log.info("wrote %s (report.html, report.md, trace.json, grid.png, final/)", director.output_dir)
     return result
 
 

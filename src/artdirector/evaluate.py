@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from artdirector.errors import at_least, check_settings, report_user_errors
 from artdirector.evaluation import Evaluator
-from artdirector.io import write_json
+from artdirector.io import file_sha256, write_json
 from artdirector.models.checkpoint import read_checkpoint
 from artdirector.models.gan import GANModule
 from artdirector.runtime import CONFIG_DIR, resolve_device, versions
@@ -69,11 +69,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     report = evaluator.evaluate(images, progress=True)
     result = {
         "checkpoint": str(ckpt_path),
+        "checkpoint_sha256": file_sha256(ckpt_path),
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
         "trained_on": trained_on,
         "metrics": {
             "fid": report.fid,
+            "fid_se": report.fid_se,
             "kid": report.kid,
             "kid_std": report.kid_std,
             "precision": report.precision,

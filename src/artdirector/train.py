@@ -90,6 +90,8 @@ def train(cfg: DictConfig) -> float | None:
         for logger in loggers:
             logger.log_metrics({"hp_metric": value}, step=trainer.global_step)
     ckpt_cb = trainer.checkpoint_callback
+    monitored = [cb for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
+    best = monitored[0].best_model_path if monitored else getattr(ckpt_cb, "best_model_path", None)
     if trainer.is_global_zero:
         write_json(
             output_dir / "run.json",
@@ -103,7 +105,8 @@ def train(cfg: DictConfig) -> float | None:
                 "optimized_metric": {"name": metric_name, "value": value},
                 "checkpoints": {
                     "last": getattr(ckpt_cb, "last_model_path", None) or None,
-                    "best": getattr(ckpt_cb, "best_model_path", None) or None,
+                    "best": best or None,
+                    "best_monitor": monitored[0].monitor if monitored else None,
                 },
                 "versions": versions(),
             },

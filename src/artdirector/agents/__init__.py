@@ -6,12 +6,13 @@ from artdirector.agents.generation import GenerationAgent, load_input
 from artdirector.agents.memory import Memory, Step
 from artdirector.agents.policies import BanditPolicy, RulePolicy, State, ThresholdPolicy
 from artdirector.agents.refinement import RefinementAgent
-from artdirector.agents.types import Action, Request, RequestError, Samples, Stop, interpret
+from artdirector.agents.types import Action, Candidate, Request, RequestError, Samples, Stop, interpret
 
 __all__ = [
     "Action",
     "AgentReport",
     "BanditPolicy",
+    "Candidate",
     "Director",
     "EvaluationAgent",
     "GenerationAgent",

@@ -1,25 +1,41 @@
-"""The Director: request -> generate -> evaluate -> decide -> refine -> evaluate -> ... -> stop, with a trace."""
+"""The Director: request -> generate -> evaluate -> decide -> refine -> evaluate -> ... -> stop -> verdict.
+
+Decisions and verdicts use different data. Every accept/reject is measured against the **selection** split
+and keeps a step only when its FID gain beats ``z`` bootstrap standard errors of that gain. The run's stated
+result is the **held-out replay**: fresh latents that no decision saw, sent through the accepted chain of
+actions (with the models it accepted), measured against the **report** split beside the same fresh latents
+sampled raw. A rejected step leaves samples *and* model as they were.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from artdirector.agents.evaluation import AgentReport, EvaluationAgent
 from artdirector.agents.generation import GenerationAgent
-from artdirector.agents.memory import TRACE_VERSION, Memory, Step
+from artdirector.agents.memory import Memory, Step
 from artdirector.agents.policies import Policy, State
 from artdirector.agents.refinement import RefinementAgent
+from artdirector.agents.report import write_outputs
 from artdirector.agents.types import Action, Request, Samples, Stop
-from artdirector.io import atomic_write, save_grid, write_json, write_text
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Link:
+    """One accepted step of the chain, enough to replay it: the action, its parameters, and the model it
+    switched to (None when the model did not change)."""
+
+    action: str
+    params: dict[str, Any]
+    model: Any = None
+    model_path: str | None = None
+    paired: bool = True
 
 
 @dataclass
@@ -31,11 +47,21 @@ class Result:
     stop_reason: str
     target_met: bool
     output_dir: Path
+    chain: list[Link] = field(default_factory=list)
+    floor: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)
 
 
 class Director:
-    """Runs the loop until the FID target is met, the budget (steps, seconds) is spent, or the policy stops
-    (no action helps). A refinement is kept only if it lowers FID; either way it is in the trace."""
+    """Runs the loop until the FID target is met, the budget (steps, seconds) is spent, or the policy stops.
+
+    Args:
+        target_fid: stop when the selection FID is at or below it (0: spend the budget).
+        target_fid_over_floor: if set, the target is this multiple of the real-vs-real floor at ``n``.
+        z: a step is kept when its FID gain exceeds ``z`` times the bootstrap SE of the gain.
+        floor_images: real images of neither reference split (the train split) for the floors.
+        replay: measure the held-out verdict (fresh latents, report split) at the end.
+    """
 
     def __init__(
         self,
@@ -47,13 +73,20 @@ class Director:
         target_fid: float = 0.0,
         max_steps: int = 6,
         max_seconds: float = 600.0,
-        n: int = 64,
+        n: int = 1000,
+        z: float = 2.0,
+        target_fid_over_floor: float | None = None,
+        floor_images: Any = None,
+        replay: bool = True,
+        replay_seed: int = 1_000_003,
         tensorboard: bool = True,
         config: dict[str, Any] | None = None,
     ) -> None:
         self.gen, self.eval, self.refiner, self.policy = generation, evaluation, refinement, policy
         self.output_dir = Path(output_dir)
         self.target_fid, self.max_steps, self.max_seconds, self.n = target_fid, max_steps, max_seconds, n
+        self.z, self.target_over_floor = z, target_fid_over_floor
+        self.floor_images, self.replay, self.replay_seed = floor_images, replay, replay_seed
         self.config = config or {}
         self.writer = None
         if tensorboard:
@@ -61,15 +94,38 @@ class Director:
 
             self.writer = SummaryWriter(str(self.output_dir / "tensorboard"))
 
-    def _evaluate(self, samples: Samples) -> AgentReport:
-        return self.eval.evaluate(samples, self.gen.model)
+    @property
+    def decision_rule(self) -> str:
+        ev = self.eval.selection
+        return (
+            f"keep a step when its FID gain on the selection split exceeds {self.z:g} x the bootstrap "
+            f"standard error of the gain ({ev.n_bootstrap} replicates; shared indices when the step refines "
+            "the same latents, independent otherwise)"
+        )
+
+    def _evaluate(self, samples: Samples, model: Any = None, split: str = "selection") -> AgentReport:
+        return self.eval.evaluate(samples, model if model is not None else self.gen.model, split=split)
+
+    def _floors(self) -> dict[str, Any]:
+        if self.floor_images is None or len(self.floor_images) < self.n:
+            return {}
+        out = {"n": self.n, "real": "train split (in neither reference)"}
+        for split, ev in (("selection", self.eval.selection), ("report", self.eval.report)):
+            mean, sd = ev.floor(self.floor_images, self.n)
+            out[split] = {"fid": mean, "sd": sd}
+        return out
 
     def run(self, request: Request, base: Samples | None = None) -> Result:
         start = time.perf_counter()
-        memory = Memory()
-        t0 = time.perf_counter()
+        memory, chain = Memory(), []
+        initial_model, initial_ckpt = self.gen.model, self.gen.ckpt
+        floor = self._floors()
+        target = self.target_fid
+        if self.target_over_floor is not None and floor:
+            target = self.target_over_floor * floor["selection"]["fid"]
         samples = self.gen.generate(request, self.n, base=base)
         report = self._evaluate(samples)
+        elapsed = time.perf_counter() - start
         memory.record(
             Step(
                 0,
@@ -78,15 +134,15 @@ class Director:
                 None,
                 report.metrics(),
                 True,
-                time.perf_counter() - t0,
+                elapsed,
                 request.understood,
+                elapsed=elapsed,
             )
         )
         self._log_step(0, "generate", samples, report, accepted=True)
-        stop_reason = ""
         while True:
-            if report.fid <= self.target_fid:
-                stop_reason = f"target met: FID {report.fid:.3f} <= {self.target_fid}"
+            if report.fid <= target:
+                stop_reason = f"target met: selection FID {report.fid:.3f} <= {target:.3f}"
                 break
             elapsed = time.perf_counter() - start
             if len(memory.refinements) >= self.max_steps or elapsed >= self.max_seconds:
@@ -96,38 +152,50 @@ class Director:
                     else f"{elapsed:.0f} s"
                 )
                 stop_reason = (
-                    f"budget spent ({spent}) before the target: FID {report.fid:.3f} > {self.target_fid}"
+                    f"budget spent ({spent}) before the target: selection FID {report.fid:.3f} > {target:.3f}"
                     " (the target may be unreachable with these actions)"
                 )
                 break
-            decision = self.policy.decide(
-                State(
-                    request.task,
-                    report.fid,
-                    self.target_fid,
-                    len(memory.refinements),
-                    samples.latents is not None,
-                ),
-                memory,
+            state = State(
+                request.task, report.fid, target, len(memory.refinements), samples.latents is not None
             )
+            decision = self.policy.decide(state, memory)
             if isinstance(decision, Stop):
                 stop_reason = decision.reason
                 break
-            samples, report = self._act(decision, samples, report, memory)
+            samples, report = self._act(decision, samples, report, memory, chain, start)
         log.info("stop: %s", stop_reason)
+        verdict = self._verdict(request, base, chain, initial_model, initial_ckpt) if self.replay else {}
         result = Result(
-            request, samples, report, memory, stop_reason, report.fid <= self.target_fid, self.output_dir
+            request,
+            samples,
+            report,
+            memory,
+            stop_reason,
+            report.fid <= target,
+            self.output_dir,
+            chain,
+            floor,
+            verdict,
         )
-        self._write(result, time.perf_counter() - start)
+        write_outputs(self, result, target, time.perf_counter() - start)
         return result
 
-    def _act(self, action: Action, samples: Samples, report: AgentReport, memory: Memory):
+    def _act(self, action: Action, samples, report, memory: Memory, chain: list[Link], start: float):
         t0 = time.perf_counter()
         params = self.refiner.params(action)
-        new = self.refiner.refine(samples, action)
-        new_report = self._evaluate(new)
+        cand = self.refiner.refine(samples, action)
+        new_report = self._evaluate(cand.samples, cand.model)
+        gain, se = self.eval.selection.fid_difference(report.features, new_report.features, cand.paired)
+        accepted = gain > self.z * se and gain > 0
+        decision = f"gain {gain:+.3f} {'>' if accepted else '<='} {self.z:g} x SE {se:.3f}: " + (
+            "kept" if accepted else "rejected (samples and model stay as they were)"
+        )
+        if accepted:
+            if cand.changes_model:
+                self.gen.use_model(cand.model, cand.model_path)
+            chain.append(Link(action.name, params, cand.model, cand.model_path, cand.paired))
         seconds = time.perf_counter() - t0
-        accepted = new_report.fid < report.fid
         step = memory.record(
             Step(
                 len(memory.steps),
@@ -138,24 +206,74 @@ class Director:
                 accepted,
                 seconds,
                 action.why,
+                gain,
+                se,
+                decision,
+                time.perf_counter() - start,
             )
         )
         log.info(
-            "step %d %s: FID %.3f -> %.3f (%s, %.1fs)",
+            "step %d %s: selection FID %.3f -> %.3f; %s (%.1fs)",
             step.index,
             action.name,
             report.fid,
             new_report.fid,
-            "kept" if accepted else "reverted",
+            decision,
             seconds,
         )
-        self._log_step(step.index, action.name, new, new_report, accepted)
-        return (new, new_report) if accepted else (samples, report)
+        self._log_step(step.index, action.name, cand.samples, new_report, accepted)
+        return (cand.samples, new_report) if accepted else (samples, report)
 
-    # ---- outputs --------------------------------------------------------------------------------
+    def _verdict(
+        self, request: Request, base, chain: list[Link], initial_model, initial_ckpt
+    ) -> dict[str, Any]:
+        """Fresh latents (a seed no decision used), raw and through the accepted chain, on the report split."""
+        final_model, final_ckpt = self.gen.model, self.gen.ckpt
+        t0 = time.perf_counter()
+        try:
+            self.gen.use_model(initial_model, initial_ckpt)
+            self.gen.reseed(self.replay_seed)
+            raw = self.gen.generate(request, self.n, base=base)
+            raw_report = self._evaluate(raw, split="report")
+            replay = raw
+            for link in chain:
+                if link.model is not None:
+                    self.gen.use_model(link.model, link.model_path)
+                    replay = replay.derived(
+                        self.gen.from_latents(replay.latents).images,
+                        replay.latents,
+                        f"{link.action} (replayed: its accepted model)",
+                    )
+                else:
+                    replay = self.refiner.refine(replay, Action(link.action, dict(link.params))).samples
+            directed = self._evaluate(replay, split="report")
+            paired = all(link.paired for link in chain)
+            gain, se = self.eval.report.fid_difference(raw_report.features, directed.features, paired)
+        finally:
+            self.gen.use_model(final_model, final_ckpt)
+        held_out = request.task != "refine"
+        return {
+            "split": "report",
+            "held_out": held_out,
+            "note": "fresh latents no decision saw"
+            if held_out
+            else "a refine request has only its input: the same images, measured on the report split",
+            "chain": [link.action for link in chain],
+            "raw": raw_report.metrics(),
+            "directed": directed.metrics(),
+            "gain": gain,
+            "gain_se": se,
+            "relative_gain": gain / raw_report.fid if raw_report.fid else 0.0,
+            "class_counts": {"raw": raw_report.class_counts(), "directed": directed.class_counts()},
+            "seconds": time.perf_counter() - t0,
+            "images": {"raw": raw.images[:64], "directed": replay.images[:64]},
+        }
+
     def _log_step(
         self, index: int, action: str, samples: Samples, report: AgentReport, accepted: bool
     ) -> None:
+        from artdirector.io import save_grid
+
         save_grid(samples.images[:64], self.output_dir / "steps" / f"{index:02d}_{action}.png")
         if self.writer is not None:
             from torchvision.utils import make_grid
@@ -169,100 +287,6 @@ class Director:
             )
             self.writer.add_text(
                 "agent/trace",
-                f"step {index}: **{action}** FID {report.fid:.3f} ({'kept' if accepted else 'reverted'})",
+                f"step {index}: **{action}** selection FID {report.fid:.3f} ({'kept' if accepted else 'reverted'})",
                 index,
             )
-
-    def _write(self, result: Result, seconds: float) -> None:
-        out = self.output_dir
-        final = out / "final"
-        for i, img in enumerate(result.samples.images):
-            save_grid(img.unsqueeze(0), final / f"{i:04d}.png", nrow=1)
-        atomic_write(final / "images.pt", lambda p: torch.save(result.samples.images.clone(), p))
-        if result.samples.latents is not None:
-            atomic_write(final / "latents.pt", lambda p: torch.save(result.samples.latents.clone(), p))
-        save_grid(result.samples.images[:64], out / "grid.png")
-        trace = {
-            "version": TRACE_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "request": {
-                "text": result.request.text,
-                "task": result.request.task,
-                "understood": result.request.understood,
-            },
-            "model": {"checkpoint": str(self.gen.ckpt), "why": self.gen.why},
-            "policy": type(self.policy).__name__,
-            "target": {"fid": self.target_fid},
-            "budget": {"steps": self.max_steps, "seconds": self.max_seconds},
-            "evaluator": {
-                "name": self.eval.evaluator.name,
-                "feature_network": self.eval.evaluator.identity,
-                "reference": self.eval.evaluator.reference_key,
-            },
-            "n": len(result.samples),
-            "steps": result.memory.to_list(),
-            "stop": {"reason": result.stop_reason, "target_met": result.target_met},
-            "final": {
-                "metrics": result.report.metrics(),
-                "history": result.samples.history,
-                "model": result.samples.model,
-            },
-            "seconds": round(seconds, 3),
-            "config": self.config,
-        }
-        write_json(out / "trace.json", trace)
-        write_text(out / "report.md", render_report(trace))
-        if self.writer is not None:
-            self.writer.add_text("agent/report", render_report(trace), 0)
-            self.writer.close()
-
-
-def render_report(trace: dict[str, Any]) -> str:
-    """A Markdown page with the request, what was understood, each step's grid and a metrics table."""
-    first, last = trace["steps"][0]["metrics_after"], trace["final"]["metrics"]
-    lines = [
-        "# artdirector run",
-        "",
-        f"**Request:** {trace['request']['text']!r}  ",
-        f"**Understood:** {trace['request']['understood']} (task `{trace['request']['task']}`)  ",
-        f"**Model:** {trace['model']['why']}  ",
-        f"**Policy:** {trace['policy']}, target FID <= {trace['target']['fid']}, budget "
-        f"{trace['budget']['steps']} steps / {trace['budget']['seconds']} s  ",
-        f"**Evaluator:** {trace['evaluator']['name']} ({trace['evaluator']['feature_network']}), "
-        f"{trace['n']} samples vs {trace['evaluator']['reference'].get('n')} real "
-        f"{trace['evaluator']['reference'].get('dataset')}/{trace['evaluator']['reference'].get('split')}  ",
-        f"**Stopped:** {trace['stop']['reason']}  ",
-        f"**FID:** {first['fid']:.3f} -> {last['fid']:.3f} in {trace['seconds']:.1f} s",
-        "",
-        "## Final images",
-        "",
-        "![final](grid.png)",
-        "",
-        "## Steps",
-        "",
-        "| step | action | FID before | FID after | KID after | precision | recall | mean D logit | kept | s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|:-:|---:|",
-    ]
-    for s in trace["steps"]:
-        b, a = s["metrics_before"], s["metrics_after"]
-        lines.append(
-            f"| {s['index']} | {s['action']} | {b['fid']:.3f} | "
-            if b
-            else f"| {s['index']} | {s['action']} | - | "
-        )
-        lines[-1] += (
-            f"{a['fid']:.3f} | {a['kid']:.4f} | {a['precision']:.3f} | {a['recall']:.3f} | "
-            f"{a['mean_d_logit']:.3f} | {'yes' if s['accepted'] else 'no'} | {s['seconds']:.1f} |"
-        )
-    lines += ["", "## Step by step", ""]
-    for s in trace["steps"]:
-        lines += [
-            f"### {s['index']}. {s['action']}",
-            "",
-            f"{s['note']}  ",
-            f"parameters: `{s['params']}`",
-            "",
-            f"![step {s['index']}](steps/{s['index']:02d}_{s['action']}.png)",
-            "",
-        ]
-    return "\n".join(lines) + "\n"

@@ -4,27 +4,73 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from artdirector.agents.types import Request, RequestError, Samples
 from artdirector.errors import InputError
+from artdirector.io import file_sha256
 from artdirector.models.gan import GANModule
 
 log = logging.getLogger(__name__)
 
 
-def catalogue_fid(ckpt: Path, evaluator: str) -> float | None:
-    """The lowest FID recorded for ``ckpt`` by ``scripts/evaluate.py`` with ``evaluator`` (None if never)."""
-    fids = []
-    for path in ckpt.parent.glob(f"{ckpt.stem}.{evaluator}-*.metrics.json"):
+def catalogue(ckpt: Path, evaluator: str) -> list[dict[str, Any]]:
+    """The usable entries ``scripts/evaluate.py`` wrote for ``ckpt`` with ``evaluator``: measured on the report
+    split, for these very checkpoint bytes (an entry left from an earlier file of the same name is stale)."""
+    entries, digest = [], None
+    for path in sorted(ckpt.parent.glob(f"{ckpt.stem}.{evaluator}-*.metrics.json")):
         try:
-            fids.append(float(json.loads(path.read_text())["metrics"]["fid"]))
+            e = json.loads(path.read_text())
+            entry = {
+                "n": int(e["n_samples"]),
+                "features": str(e["feature_network"]),
+                "split": (e.get("reference") or {}).get("split"),
+                "fid": float(e["metrics"]["fid"]),
+                "fid_se": e["metrics"].get("fid_se"),
+                "sha256": e.get("checkpoint_sha256"),
+                "path": str(path),
+            }
         except (OSError, ValueError, KeyError, TypeError):
             log.warning("ignoring unreadable catalogue entry %s", path)
-    return min(fids) if fids else None
+            continue
+        digest = digest or file_sha256(ckpt)
+        if entry["sha256"] != digest:
+            log.info("ignoring %s: it was written for other bytes of %s", path, ckpt.name)
+        elif entry["split"] != "report":
+            log.info("ignoring %s: measured on the %s split, not report", path, entry["split"])
+        else:
+            entries.append(entry)
+    return entries
+
+
+def rank_by_catalogue(paths: list[Path], evaluator: str) -> tuple[list[Path], str]:
+    """Order checkpoints by catalogued FID, comparing only entries of one (n, feature network) on the
+    report split: the combination most candidates have (the larger n on a tie). Uncatalogued ones last."""
+    cats = {p: catalogue(p, evaluator) for p in paths}  # each catalogue read once
+    keys = Counter(
+        (e["n"], e["features"])
+        for es in cats.values()
+        for e in {(x["n"], x["features"]): x for x in es}.values()
+    )
+    if not keys:
+        return paths, f"{paths[0]} (no usable catalogue entries: the first candidate)"
+    (n, feats), _ = max(keys.items(), key=lambda kv: (kv[1], kv[0][0]))
+    fid = {
+        p: min((e["fid"] for e in es if (e["n"], e["features"]) == (n, feats)), default=None)
+        for p, es in cats.items()
+    }
+    ranked = sorted(paths, key=lambda p: (fid[p] is None, fid[p] or 0.0))
+    best = ranked[0]
+    why = (
+        f"{best} has the lowest catalogued FID ({fid[best]:.3f}) of {sum(v is not None for v in fid.values())} "
+        f"comparable entries ({evaluator} features {feats}, n={n}, report split)"
+    )
+    return ranked, why
 
 
 class GenerationAgent:
@@ -48,31 +94,38 @@ class GenerationAgent:
         if not paths:
             raise RequestError("no checkpoint given: pass ckpt=<path to a .ckpt from scripts/train.py>")
         self.device = torch.device(device)
-        fids = {p: catalogue_fid(p, evaluator) for p in paths}  # each catalogue read once
-        ranked = sorted(paths, key=lambda p: (fids[p] is None, fids[p] or 0))
+        if len(paths) > 1:
+            ranked, self.why = rank_by_catalogue(paths, evaluator)
+        else:
+            ranked, self.why = paths, f"{paths[0]} (the only candidate)"
         self.ckpt = ranked[0]
-        fid = fids[self.ckpt]
-        self.why = (
-            f"{self.ckpt} has the lowest catalogued {evaluator} FID ({fid:.3f}) of {len(paths)}"
-            if fid is not None and len(paths) > 1
-            else f"{self.ckpt} (the only or first candidate)"
-        )
         self.model = GANModule.from_checkpoint(self.ckpt, map_location=self.device)
+        self.model_version = 0  # +1 whenever the model changes (what depends on the model re-fits)
+        self.seed = seed
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
 
     @property
     def latent_dim(self) -> int:
         return self.model.latent_dim
 
-    def use_model(self, model: GANModule, ckpt: Path) -> None:
-        """Switch to another model (e.g. one that the Refinement Agent trained further)."""
-        self.model, self.ckpt = model.to(self.device).eval(), ckpt
+    def use_model(self, model: GANModule, ckpt: Path | str) -> None:
+        """Switch to another model (e.g. a finetuned one the Director accepted)."""
+        if model is not self.model:
+            self.model, self.ckpt = model.to(self.device).eval(), Path(ckpt)
+            self.model_version += 1
+
+    def reseed(self, seed: int) -> None:
+        """Restart the latent stream from ``seed`` (the held-out replay draws latents no decision saw)."""
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=self.generator)
 
-    def from_latents(self, z: torch.Tensor, history: list[str] | None = None) -> Samples:
-        images = self.model.sample(z=z.to(self.device)).cpu()
+    def from_latents(
+        self, z: torch.Tensor, history: list[str] | None = None, model: GANModule | None = None
+    ) -> Samples:
+        """Images of latents ``z`` from the current model (or ``model``, e.g. a candidate not yet kept)."""
+        images = (model or self.model).sample(z=z.to(self.device)).cpu()
         return Samples(images=images, latents=z.cpu(), model=str(self.ckpt), history=history or [])
 
     def generate(self, request: Request, n: int, base: Samples | None = None, spread: float = 0.5) -> Samples:

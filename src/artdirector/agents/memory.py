@@ -1,4 +1,5 @@
-"""What a Director run remembers: every step, its action, parameters, metrics before and after, and time."""
+"""What a Director run remembers: every step, its action, parameters, metrics before and after, the decision
+with its uncertainty, and time."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TRACE_VERSION = 1
+TRACE_VERSION = 2
 
 
 @dataclass
@@ -14,18 +15,15 @@ class Step:
     index: int
     action: str  # "generate" for step 0, then a refinement action
     params: dict[str, Any]
-    metrics_before: dict[str, float] | None
-    metrics_after: dict[str, float]
-    accepted: bool  # did the run keep this step's samples (its FID was lower)?
+    metrics_before: dict[str, float] | None  # on the selection split
+    metrics_after: dict[str, float]  # on the selection split
+    accepted: bool  # did the run keep this step's candidate (samples and model)?
     seconds: float
     note: str = ""
-
-    @property
-    def gain(self) -> float:
-        """FID improvement of this step (positive = better); 0 for the first generation."""
-        if not self.metrics_before:
-            return 0.0
-        return self.metrics_before["fid"] - self.metrics_after["fid"]
+    gain: float = 0.0  # FID before - after on the selection split (positive = better); 0 for step 0
+    gain_se: float = 0.0  # bootstrap standard error of ``gain``
+    decision: str = ""  # the rule applied, with its numbers
+    elapsed: float = 0.0  # seconds since the run started, at the end of this step
 
 
 @dataclass
@@ -57,4 +55,4 @@ class Memory:
         return [s for s in self.steps if s.index > 0]
 
     def to_list(self) -> list[dict[str, Any]]:
-        return [{**asdict(s), "gain": s.gain} for s in self.steps]
+        return [asdict(s) for s in self.steps]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.agents.generation import GenerationAgent
-from artdirector.agents.types import Action, Samples
+from artdirector.agents.types import Action, Candidate, Samples
 from artdirector.io import atomic_write
 from artdirector.models.checkpoint import read_checkpoint
 from artdirector.models.gan import GANModule
@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class RefinementAgent:
-    """Applies an :class:`Action` to samples. Every action returns new samples and leaves its inputs
-    (samples, checkpoints) untouched.
+    """Applies an :class:`Action` to samples and returns a :class:`Candidate`; inputs (samples, checkpoints,
+    the Generation Agent's model) are never changed: the Director decides whether to keep the candidate.
 
     Args:
         generation: the Generation Agent (its model, latent sampler and seed).
@@ -33,6 +33,9 @@ class RefinementAgent:
     """
 
     ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune")
+    # actions whose output sample i is input sample i refined (same latent): their FID difference is
+    # bootstrapped with shared indices
+    PAIRED = frozenset({"langevin", "dot", "truncation", "finetune"})
 
     def __init__(
         self,
@@ -47,7 +50,7 @@ class RefinementAgent:
         self.datamodule = datamodule
         self.output_dir = Path(output_dir)
         self.defaults = {k: dict(v) for k, v in (defaults or {}).items()}
-        self._calibration: tuple[float, float] | None = None
+        self._calibration: tuple[int, float, float] | None = None  # (model version, a, b)
         self._finetunes = 0
 
     @property
@@ -57,10 +60,13 @@ class RefinementAgent:
     def params(self, action: Action) -> dict[str, Any]:
         return {**self.defaults.get(action.name, {}), **action.params}
 
-    def refine(self, samples: Samples, action: Action) -> Samples:
+    def refine(self, samples: Samples, action: Action) -> Candidate:
         if action.name not in self.ACTIONS:
             raise ValueError(f"unknown refinement action {action.name!r}; known: {', '.join(self.ACTIONS)}")
-        return getattr(self, action.name)(samples, **self.params(action))
+        out = getattr(self, action.name)(samples, **self.params(action))
+        if isinstance(out, Candidate):
+            return out
+        return Candidate(out, paired=action.name in self.PAIRED)
 
     # ---- discriminator rejection sampling --------------------------------------------------------
     def calibrated_logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -75,12 +81,14 @@ class RefinementAgent:
         return torch.cat([m.discriminate(c.to(m.device)).cpu() for c in images.split(500)])
 
     def calibrate(self, n: int = 1000, iters: int = 200) -> tuple[float, float]:
-        if self._calibration is not None:
-            return self._calibration
+        """Platt scaling of the current model's D on ``real_images`` (held out from D's training: the
+        selection split) against as many fresh samples; refitted whenever the model changes."""
+        if self._calibration is not None and self._calibration[0] == self.gen.model_version:
+            return self._calibration[1:]
         if self.real_images is None:
-            self._calibration = (1.0, 0.0)
+            self._calibration = (self.gen.model_version, 1.0, 0.0)
             log.warning("no real images for DRS logit calibration: using raw logits")
-            return self._calibration
+            return self._calibration[1:]
         real = self.real_images[:n]
         fake = self.gen.from_latents(self.gen.latents(real.shape[0])).images
         logits = torch.cat([self._logits(real), self._logits(fake)])
@@ -95,8 +103,8 @@ class RefinementAgent:
             return loss
 
         opt.step(closure)
-        self._calibration = (float(ab[0].detach()), float(ab[1].detach()))
-        return self._calibration
+        self._calibration = (self.gen.model_version, float(ab[0].detach()), float(ab[1].detach()))
+        return self._calibration[1:]
 
     def drs(
         self,
@@ -212,13 +220,14 @@ class RefinementAgent:
         )
 
     # ---- model level -----------------------------------------------------------------------------
-    def finetune(self, samples: Samples, steps: int = 50, precision: str = "32-true") -> Samples:
+    def finetune(self, samples: Samples, steps: int = 50, precision: str = "32-true") -> Candidate:
         """Continue the GAN's own training from its checkpoint for ``steps`` batches (optimiser state
         included), write the result as a new checkpoint under the run's directory (the source is never
-        touched), switch the Generation Agent to it and regenerate the same latents."""
+        touched) and regenerate the same latents with it. The Generation Agent stays on its model unless the
+        Director accepts the candidate."""
         if self.datamodule is None:
             raise ValueError("finetune needs a data module to train on")
-        src = self.gen.ckpt
+        src = self.gen.ckpt  # the model in effect: the source, or the last accepted finetune
         ckpt = read_checkpoint(src)
         start = int(ckpt.get("global_step", 0))
         model = GANModule(**ckpt["hyper_parameters"])
@@ -239,9 +248,13 @@ class RefinementAgent:
         trainer.fit(model, datamodule=self.datamodule, ckpt_path=str(src), weights_only=True)
         self._finetunes += 1
         out = self.output_dir / "checkpoints" / f"finetune_{self._finetunes:02d}.ckpt"
-        atomic_write(out, lambda p: trainer.save_checkpoint(p))
-        self.gen.use_model(GANModule.from_checkpoint(out, map_location=self.gen.device), out)
-        self._calibration = None  # a new discriminator needs a new calibration
+        atomic_write(out, lambda p: trainer.save_checkpoint(p, weights_only=False))  # full state: resumable
+        new_model = GANModule.from_checkpoint(out, map_location=self.gen.device)
         z = samples.latents if samples.latents is not None else self.gen.latents(len(samples))
-        new = self.gen.from_latents(z)
-        return samples.derived(new.images, new.latents, f"finetune(steps={steps})", model=str(out))
+        images = self.gen.from_latents(z, model=new_model).images
+        return Candidate(
+            samples.derived(images, z.cpu(), f"finetune(steps={steps})", model=str(out)),
+            model=new_model,
+            model_path=str(out),
+            paired=samples.latents is not None,
+        )

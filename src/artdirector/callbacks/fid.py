@@ -16,7 +16,9 @@ class FIDCallback(L.Callback):
     """Every ``every_n_epochs``, sample ``n_samples`` images from fixed latents and log ``val/fid``,
     ``val/kid``, ``val/precision``, ``val/recall`` against the data module's ``split`` (reference features
     cached on disk). Runs inside ``torch.random.fork_rng`` so training's random stream is untouched and
-    ``ckpt_path=`` resumes stay exact. A ``ModelCheckpoint(monitor="val/fid")`` keeps the best model."""
+    ``ckpt_path=`` resumes stay exact. A ``ModelCheckpoint(monitor="val/fid")`` keeps the best model.
+    Under DDP only rank 0 samples and scores; the numbers are broadcast so that every rank logs (and every
+    rank's checkpoint callback sees) the same values."""
 
     def __init__(
         self,
@@ -40,6 +42,8 @@ class FIDCallback(L.Callback):
             raise ValueError(
                 "FIDCallback needs an artdirector data module (with real_images) for its reference"
             )
+        if not trainer.is_global_zero:
+            return
         self.evaluator.to(pl_module.device)
         with torch.random.fork_rng(devices=[]):  # setting up must not move training's random stream
             self.evaluator.set_reference_from(dm, self.split, self.n_real)
@@ -47,22 +51,19 @@ class FIDCallback(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
             return
-        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            z = torch.randn(self.n_samples, pl_module.latent_dim, device=pl_module.device)
-        images = pl_module.sample(z=z).float()
-        report = self.evaluator.evaluate(images)
-        pl_module.log_dict(
-            {
+        values = None
+        if trainer.is_global_zero:
+            report = self._score(pl_module)
+            values = {
                 "val/fid": report.fid,
                 "val/kid": report.kid,
                 "val/precision": report.precision,
                 "val/recall": report.recall,
-            },
-            on_epoch=True,
-            prog_bar=False,
-        )
+            }
+        values = trainer.strategy.broadcast(values, src=0)
+        pl_module.log_dict(values, on_epoch=True, prog_bar=False)
+        if not trainer.is_global_zero:
+            return
         log.info(
             "epoch %d: FID %.3f  KID %.4f  precision %.3f  recall %.3f (%s, %d samples, %.1fs)",
             trainer.current_epoch + 1,
@@ -74,3 +75,11 @@ class FIDCallback(L.Callback):
             report.n_fake,
             report.seconds,
         )
+
+    def _score(self, pl_module: L.LightningModule):
+        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            z = torch.randn(self.n_samples, pl_module.latent_dim, device=pl_module.device)
+        images = pl_module.sample(z=z).float()
+        return self.evaluator.evaluate(images)

@@ -3,12 +3,20 @@
 FID and KID are torchmetrics' ``FrechetInceptionDistance`` / ``KernelInceptionDistance``; they receive the
 already extracted features through a pass-through ``feature=`` module, so no metric extracts features
 again. Precision, recall and the realism score follow Kynkaanniemi et al. 2019, "Improved Precision and
-Recall Metric for Assessing Generative Models", https://arxiv.org/abs/1904.06991 (k = 3).
+Recall Metric for Assessing Generative Models", https://arxiv.org/abs/1904.06991 (k = 3), with equal real
+and generated counts as in the paper.
+
+Every FID comes with a bootstrap standard error over the generated samples (the reference's moments are
+fixed): resample the generated features with replacement, recompute FID, take the standard deviation
+(Efron & Tibshirani 1993). :meth:`Evaluator.bootstrap_fids` exposes the replicates, so that a decision can
+bootstrap a *difference* of two FIDs with shared indices when the two sets are paired.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,11 +58,28 @@ def knn_radii(features: torch.Tensor, k: int) -> torch.Tensor:
     return radii
 
 
+def _sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
+    """The symmetric square root of a covariance matrix (float64, eigenvalues clamped at 0)."""
+    vals, vecs = torch.linalg.eigh(sigma)
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def frechet_distance(mu_r, sqrt_sigma_r, trace_r, mu_f, sigma_f) -> float:
+    """||mu_r - mu_f||^2 + tr(S_r) + tr(S_f) - 2 tr((S_r^1/2 S_f S_r^1/2)^1/2), all float64.
+
+    tr((S_r S_f)^1/2) equals the trace term through the symmetric form, whose eigenvalues ``eigvalsh``
+    finds quickly and stably."""
+    m = sqrt_sigma_r @ sigma_f @ sqrt_sigma_r
+    cross = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    return float((mu_r - mu_f).pow(2).sum() + trace_r + torch.trace(sigma_f) - 2 * cross)
+
+
 @dataclass
 class Report:
     """Batch metrics and per-sample scores for one set of generated images."""
 
     fid: float
+    fid_se: float  # bootstrap standard error of ``fid`` over the generated samples
     kid: float
     kid_std: float
     precision: float
@@ -68,6 +93,7 @@ class Report:
     )  # (N,) Kynkaanniemi realism score, > 1: inside the real manifold
     confidence: torch.Tensor | None = field(default=None, repr=False)  # (N,) max softmax of the classifier
     labels: torch.Tensor | None = field(default=None, repr=False)  # (N,) classifier's predicted class
+    features: torch.Tensor | None = field(default=None, repr=False)  # (N, d) the generated features
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -83,8 +109,11 @@ class Evaluator:
         name: short name used in file names and logs (``inception``, ``lenet``).
         classifier: optional module for per-sample confidence; if ``feature_net`` has
             ``logits_from_features`` that is used instead (no second pass).
-        kid_subsets, kid_subset_size: KID is averaged over random subsets (capped at the sample counts).
-        pr_k: the k of the k-NN manifolds for precision/recall/realism.
+        kid_subsets, kid_subset_size: KID is averaged over random subsets, of at most half the smaller
+            sample count (so that subsets differ and KID's std means something).
+        pr_k: the k of the k-NN manifolds for precision/recall/realism; precision/recall use as many real
+            samples as generated ones (a fixed random subset of the reference when it is larger).
+        n_bootstrap: bootstrap replicates for FID's standard error (0: none).
         batch_size: images per feature-network forward.
         cache_dir: where reference features are cached (None: no cache).
         seed: seeds KID's subset draws, so a report is repeatable.
@@ -101,6 +130,7 @@ class Evaluator:
         batch_size: int = 250,
         cache_dir: str | None = None,
         seed: int = 0,
+        n_bootstrap: int = 50,
     ) -> None:
         if not isinstance(getattr(feature_net, "num_features", None), int):
             raise TypeError("feature_net needs an integer `num_features` attribute")
@@ -111,10 +141,19 @@ class Evaluator:
         self.batch_size = batch_size
         self.cache = ReferenceCache(cache_dir)
         self.seed = seed
+        self.n_bootstrap = n_bootstrap
         self.real_features: torch.Tensor | None = None
         self.reference_key: dict[str, Any] | None = None
         self.fid: FrechetInceptionDistance | None = None
-        self._real_radii: torch.Tensor | None = None
+        self._real_radii: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._real_moments: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def copy_for(self, datamodule, split: str, n: int | None = None, progress: bool = False) -> Evaluator:
+        """A second evaluator on the same feature network with its reference from another split (e.g. the
+        report split beside the selection split); it shares no metric state with this one."""
+        other = copy.copy(self)
+        other.set_reference_from(datamodule, split, n, progress=progress)
+        return other
 
     @property
     def device(self) -> torch.device:
@@ -192,9 +231,16 @@ class Evaluator:
     def _use_reference(self, feats: torch.Tensor, key: dict[str, Any]) -> None:
         self.real_features, self.reference_key = feats, key
         # the real moments are accumulated once; reset() between evaluations keeps them
-        self.fid = FrechetInceptionDistance(feature=_Precomputed(feats.shape[1]), reset_real_features=False)
+        # sync_on_compute=False: an evaluator scores what this process holds; under DDP only rank 0 evaluates
+        # (a sync would wait for ranks that never compute, or gather duplicated samples if they all did)
+        self.fid = FrechetInceptionDistance(
+            feature=_Precomputed(feats.shape[1]), reset_real_features=False, sync_on_compute=False
+        )
         self.fid.update(feats, real=True)
-        self._real_radii = None
+        self._real_radii = {}
+        real = feats.double()
+        sigma = torch.cov(real.T)
+        self._real_moments = (real.mean(0), _sqrt_psd(sigma), torch.trace(sigma))
 
     # ---- metrics --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -223,8 +269,13 @@ class Evaluator:
             self.fid.update(fake, real=False)
             fid = float(self.fid.compute())
             subset = min(self.kid_subset_size, fake.shape[0], real.shape[0])
+            if self.kid_subsets > 1:  # at most half of each set, or all subsets are the same set
+                subset = min(subset, fake.shape[0] // 2, real.shape[0] // 2)
             kid_metric = KernelInceptionDistance(
-                feature=_Precomputed(real.shape[1]), subsets=self.kid_subsets, subset_size=subset
+                feature=_Precomputed(real.shape[1]),
+                subsets=self.kid_subsets,
+                subset_size=subset,
+                sync_on_compute=False,
             )
             kid_metric.update(real, real=True)
             kid_metric.update(fake, real=False)
@@ -240,8 +291,11 @@ class Evaluator:
             )
         if logits is not None:
             confidence, labels = logits.softmax(-1).max(-1)
+        fids = self.bootstrap_fids(fake, self.bootstrap_indices(fake.shape[0]))
+        fid_se = float(fids.std()) if len(fids) > 1 else math.nan
         return Report(
             fid=fid,
+            fid_se=fid_se,
             kid=kid,
             kid_std=kid_std,
             precision=precision,
@@ -253,7 +307,62 @@ class Evaluator:
             realism=realism,
             confidence=confidence,
             labels=labels,
+            features=fake,
         )
+
+    # ---- uncertainty ----------------------------------------------------------------------------
+    def bootstrap_indices(
+        self, n: int, replicates: int | None = None, seed: int | None = None
+    ) -> torch.Tensor:
+        """(B, n) indices drawn with replacement, seeded (the same draw for the same n and seed)."""
+        b = self.n_bootstrap if replicates is None else replicates
+        g = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        return torch.randint(0, n, (b, n), generator=g)
+
+    def bootstrap_fids(self, fake: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """FID of ``fake[idx]`` for each row of ``indices`` against the fixed reference moments."""
+        if self._real_moments is None:
+            raise RuntimeError("no reference set: call set_reference(...) first")
+        mu_r, sqrt_r, trace_r = self._real_moments
+        fake = fake.double()
+        out = []
+        for idx in indices:
+            x = fake[idx]
+            out.append(frechet_distance(mu_r, sqrt_r, trace_r, x.mean(0), torch.cov(x.T)))
+        return torch.tensor(out, dtype=torch.float64)
+
+    def fid_difference(
+        self, before: torch.Tensor, after: torch.Tensor, paired: bool, replicates: int | None = None
+    ) -> tuple[float, float]:
+        """FID(before) - FID(after) (positive: ``after`` is better) and the bootstrap standard error of
+        that difference: shared resampling indices when the sets are paired sample by sample (the same
+        latents refined), independent ones otherwise."""
+        gain = self.frechet(before) - self.frechet(after)
+        idx_b = self.bootstrap_indices(before.shape[0], replicates, seed=self.seed)
+        idx_a = (
+            idx_b
+            if paired and before.shape[0] == after.shape[0]
+            else self.bootstrap_indices(after.shape[0], replicates, seed=self.seed + 1)
+        )
+        diff = self.bootstrap_fids(before, idx_b) - self.bootstrap_fids(after, idx_a)
+        return gain, float(diff.std()) if len(diff) > 1 else math.nan
+
+    def frechet(self, fake: torch.Tensor) -> float:
+        """FID of these features against the reference (the closed form torchmetrics computes)."""
+        return float(self.bootstrap_fids(fake, torch.arange(fake.shape[0])[None])[0])
+
+    def floor(self, real_images: torch.Tensor, n: int, draws: int = 3, seed: int = 0) -> tuple[float, float]:
+        """The real-vs-real FID at ``n`` samples: ``draws`` disjoint draws of real images (another split
+        than the reference's) against the reference; (mean, sd). No generator can be expected to go
+        below it at this n and feature network."""
+        if real_images.shape[0] < n:
+            raise ValueError(f"the floor at n={n} needs {n} real images, got {real_images.shape[0]}")
+        draws = max(1, min(draws, real_images.shape[0] // n))
+        perm = torch.randperm(real_images.shape[0], generator=torch.Generator().manual_seed(seed))
+        fids = [self.frechet(self.features(real_images[perm[i * n : (i + 1) * n]])) for i in range(draws)]
+        mean = sum(fids) / len(fids)
+        sd = math.sqrt(sum((f - mean) ** 2 for f in fids) / (len(fids) - 1)) if len(fids) > 1 else math.nan
+        return mean, sd
 
     def _classify(self, x: torch.Tensor) -> torch.Tensor:
         out = self.classifier(x)
@@ -265,9 +374,11 @@ class Evaluator:
 
     def _precision_recall(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, torch.Tensor]:
         k = self.pr_k
-        if self._real_radii is None:
-            self._real_radii = knn_radii(real, k)
-        real_r = self._real_radii
+        n = min(real.shape[0], fake.shape[0])
+        if n not in self._real_radii:  # equal counts: a fixed random subset of the reference
+            subset = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(self.seed))[:n]
+            self._real_radii[n] = (real[subset], knn_radii(real[subset], k))
+        real, real_r = self._real_radii[n]
         fake_r = knn_radii(fake, k)
         # realism uses the real samples whose radius is at most the median (the paper drops the outer half)
         keep = real_r <= real_r.median()

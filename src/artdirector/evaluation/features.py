@@ -22,6 +22,7 @@ from artdirector.models.nets import LeNet
 class MissingWeightsError(UserError, FileNotFoundError):
     """A feature network's weights are not installed; the message says how to get them."""
 
+
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 LENET_RECIPES = {
     "mnist": "python scripts/train.py experiment=classifier_mnist",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -48,6 +49,27 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, flag in zip(modules, was_training, strict=True):
             m.train(flag)
+
+
+def _rng_states() -> dict[str, Any]:
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_kind, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "python": [py_version, list(py_state), py_gauss],
+    }
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np_kind, np_keys, *np_rest = states["numpy"]
+    np.random.set_state((np_kind, np.asarray(np_keys, dtype=np.uint32), *np_rest))
+    py_version, py_state, py_gauss = states["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
 
 
 def last_good_checkpoint(trainer: L.Trainer | None) -> str:
@@ -97,6 +119,7 @@ class GANModule(L.LightningModule):
                 f"model.update_rule must be one of {', '.join(UPDATE_RULES)}, got {update_rule!r}"
             )
         self.update_rule = update_rule
+        self._rng_restored = False
         self.automatic_optimization = False
         generator, discriminator = _plain(generator), _plain(discriminator)
         optimizer_g, optimizer_d = _plain(optimizer_g), _plain(optimizer_d)
@@ -269,28 +292,38 @@ class GANModule(L.LightningModule):
     # ---- checkpoints ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KIND_KEY] = "gan"
-        # Exact resume: noise, dropout masks and shuffling continue from where they stopped.
-        # Plain tensors, ints and lists only, so that weights_only=True loading (Lightning's default) accepts them.
-        np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-        py_version, py_state, py_gauss = random.getstate()
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [np_kind, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
-            "python": [py_version, list(py_state), py_gauss],
-        }
+        # Exact resume: noise, dropout masks and shuffling continue from where they stopped, on every rank.
+        # Plain tensors, ints and lists only, so that weights_only=True loading accepts them.
+        states = _rng_states()
+        checkpoint["rng_states"] = states
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
+            per_rank: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(per_rank, states)  # every rank runs this hook
+            checkpoint["rng_states_per_rank"] = per_rank
+
+    def on_fit_start(self) -> None:
+        """Data parallel: every rank draws its own noise and dropout masks (seed + rank), so the ranks'
+        batches are not copies of each other. Lightning seeds every rank alike (``PL_GLOBAL_SEED``, which
+        its DistributedSampler also uses, so it stays as it is); a resumed run keeps its restored states."""
+        trainer = self._trainer
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if trainer is None or trainer.world_size == 1 or seed is None or self._rng_restored:
+            return
+        rank_seed = int(seed) + trainer.global_rank
+        torch.manual_seed(rank_seed)
+        np.random.seed(rank_seed % 2**32)
+        random.seed(rank_seed)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("rng_states")
-        if not states:
-            return
-        torch.set_rng_state(states["torch"])
-        if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(states["cuda"])
-        np_kind, np_keys, *np_rest = states["numpy"]
-        np.random.set_state((np_kind, np.asarray(np_keys, dtype=np.uint32), *np_rest))
-        py_version, py_state, py_gauss = states["python"]
-        random.setstate((py_version, tuple(py_state), py_gauss))
+        per_rank = checkpoint.get("rng_states_per_rank")
+        rank = self._trainer.global_rank if self._trainer is not None else 0
+        if per_rank and rank < len(per_rank):
+            states = per_rank[rank]
+        if states:
+            _set_rng_states(states)
+            self._rng_restored = True
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> GANModule:
