@@ -57,3 +57,17 @@ def test_unknown_group_value_names_the_choices(make_cfg) -> None:
 def test_unknown_key_is_an_error(make_cfg) -> None:
     with pytest.raises(ConfigCompositionException):
         make_cfg("train", ["model.generator.latent_dimm=10"])
+
+
+def test_run_and_sweep_dirs_resolve_before_any_job_runs() -> None:
+    """Launchers (submitit for SLURM) resolve hydra.sweep.dir when they are built, before HydraConfig or
+    ${hydra:runtime.cwd} exist: the dirs must not depend on them."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    assert cfg.hydra.run.dir.startswith("outputs/") and cfg.hydra.sweep.dir.startswith("outputs/multirun/")

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from hydra.experimental.callback import Callback
+
 log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
@@ -86,7 +88,7 @@ def at_least(low: float) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= low
 
 
-class OutputDirCheck:
+class OutputDirCheck(Callback):
     """A Hydra callback (``hydra.callbacks``): before a run or sweep starts, make sure its output directory
     can be created and written, else say which one and how to choose another (exit status 2)."""
 
