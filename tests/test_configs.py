@@ -71,3 +71,12 @@ def test_run_and_sweep_dirs_resolve_before_any_job_runs() -> None:
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", return_hydra_config=True)
     assert cfg.hydra.run.dir.startswith("outputs/") and cfg.hydra.sweep.dir.startswith("outputs/multirun/")
+
+
+def test_each_model_kind_brings_callbacks_that_fit_it(make_cfg) -> None:
+    """model=classifier used to inherit the GAN's FID callback and crash at epoch 5."""
+    gan = make_cfg("train", ["model=dcgan"]).callbacks
+    clf = make_cfg("train", ["model=classifier", "data=mnist"]).callbacks
+    assert "fid" in gan and "best_checkpoint" in gan
+    assert set(clf) == {"model_checkpoint"} and clf.model_checkpoint.monitor == "val/acc"
+    assert "fid" in make_cfg("train", ["model=classifier", "callbacks=default"]).callbacks  # still overridable
