@@ -79,4 +79,6 @@ def test_each_model_kind_brings_callbacks_that_fit_it(make_cfg) -> None:
     clf = make_cfg("train", ["model=classifier", "data=mnist"]).callbacks
     assert "fid" in gan and "best_checkpoint" in gan
     assert set(clf) == {"model_checkpoint"} and clf.model_checkpoint.monitor == "val/acc"
-    assert "fid" in make_cfg("train", ["model=classifier", "callbacks=default"]).callbacks  # still overridable
+    assert (
+        "fid" in make_cfg("train", ["model=classifier", "callbacks=default"]).callbacks
+    )  # still overridable

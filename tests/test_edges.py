@@ -176,6 +176,46 @@ def _cases(f: dict[str, Path], out: Path) -> list[tuple[str, Callable, list[str]
         ("bad precision", train_cli.main, [*here, *TINY, "trainer.precision=17"], 2, "trainer.precision=17"),
         ("bad accelerator", train_cli.main, [*here, *TINY, "trainer.accelerator=abacus"], 2, "abacus"),
         ("bad update rule", train_cli.main, [*here, *TINY, "model.update_rule=sideways"], 2, "update_rule"),
+        # a SLURM request that cannot run: refused before anything is submitted
+        (
+            "slurm: idle GPUs",
+            train_cli.main,
+            [
+                "-m",
+                "hydra/launcher=slurm",
+                f"hydra.sweep.dir={out}/sweep",
+                *TINY,
+                "hydra.launcher.gpus_per_node=2",
+            ],
+            2,
+            "gpus_per_node=2 but the trainer uses 1 device",
+        ),
+        (
+            "slurm: --ntasks",
+            train_cli.main,
+            [
+                "-m",
+                "hydra/launcher=slurm",
+                f"hydra.sweep.dir={out}/sweep",
+                *TINY,
+                "+hydra.launcher.additional_parameters.ntasks=2",
+            ],
+            2,
+            "Lightning needs tasks per node",
+        ),
+        (
+            "slurm: tasks per node",
+            train_cli.main,
+            [
+                "-m",
+                "hydra/launcher=slurm",
+                f"hydra.sweep.dir={out}/sweep",
+                *TINY,
+                "hydra.launcher.tasks_per_node=3",
+            ],
+            2,
+            "tasks_per_node=3 but trainer.devices=1",
+        ),
         # data
         (
             "data missing, no fallback",

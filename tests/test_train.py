@@ -201,6 +201,27 @@ def test_optuna_hparams_search_runs_trials_into_persistent_storage(tmp_path) -> 
     study = optuna.load_study(study_name="dcgan_lr", storage=f"sqlite:///{db}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert all("model.optimizer_g.lr" in t.params for t in study.trials)
+
+    # a driver killed mid-sweep left a trial running; the same command with n_trials=3 resumes the study:
+    # the interrupted trial is marked failed, the two finished ones are not rerun, one new trial runs
+    study.ask()
+    again = run_script(
+        "train.py",
+        *TINY,
+        "debug=fdr",
+        "hparams_search=dcgan_optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=1",
+        f"hydra.sweeper.storage=sqlite:///{db}",
+        f"hydra.sweep.dir={tmp_path / 'resumed'}",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    states = [
+        t.state.name for t in optuna.load_study(study_name="dcgan_lr", storage=f"sqlite:///{db}").trials
+    ]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert len(list((tmp_path / "resumed").glob("*/run.json"))) == 1
     runs = sorted(tmp_path.glob("*/run.json"))
     assert len(runs) == 2
     metric_names = {json.loads(p.read_text())["optimized_metric"]["name"] for p in runs}

@@ -15,8 +15,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hydra.experimental.callback import Callback
-
 log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
@@ -86,32 +84,3 @@ def check_settings(cfg: Any, rules: dict[str, tuple[Callable[[Any], bool], str]]
 
 def at_least(low: float) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= low
-
-
-class OutputDirCheck(Callback):
-    """A Hydra callback (``hydra.callbacks``): before a run or sweep starts, make sure its output directory
-    can be created and written, else say which one and how to choose another (exit status 2)."""
-
-    def _check(self, where: str, key: str) -> None:
-        from pathlib import Path
-
-        try:
-            path = Path(where)
-            path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".artdirector-write-check"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            print(
-                f"error: cannot write the output directory {where} ({err.strerror or err}); "
-                f"set {key}=<a writable directory> or run from a directory you can write to",
-                file=sys.stderr,
-                flush=True,
-            )
-            sys.exit(EXIT_USER_ERROR)
-
-    def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        self._check(str(config.hydra.run.dir), "hydra.run.dir")
-
-    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")

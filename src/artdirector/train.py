@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from artdirector.errors import ConfigError, report_user_errors
 from artdirector.io import write_json
+from artdirector.launch import check_slurm_tasks, slurm_job
 from artdirector.models.checkpoint import read_checkpoint
 from artdirector.runtime import CONFIG_DIR, versions
 
@@ -40,8 +41,17 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Logger]) 
     becomes a :class:`ConfigError` naming the trainer keys."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    extra: dict[str, Any] = {}
+    check_slurm_tasks()
+    if slurm_job() and not cfg.trainer.get("plugins"):
+        # Under SLURM, Lightning reads ranks and nodes from the SLURM environment; its own auto-requeue is
+        # off because submitit's checkpoint/requeue (the launcher's) already requeues the job: never both.
+        from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+        if SLURMEnvironment.detect():
+            extra["plugins"] = [SLURMEnvironment(auto_requeue=False)]
     try:
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
     except Exception as err:
         cause = err.__cause__ if err.__cause__ is not None else err
         if isinstance(cause, MisconfigurationException | ValueError):
@@ -51,6 +61,23 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Logger]) 
             )
             raise ConfigError(f"the trainer settings cannot run ({settings}): {cause}") from err
         raise
+
+
+def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path`` as given; or, for a SLURM job that was requeued (preempted or timed out), the
+    ``last.ckpt`` the previous attempt left in the same output directory."""
+    if cfg.get("ckpt_path") is not None:
+        return str(cfg.ckpt_path)
+    job, last = slurm_job(), output_dir / "checkpoints" / "last.ckpt"
+    if job and job["restart_count"] > 0 and last.is_file():
+        log.info(
+            "SLURM job %s was requeued (restart %d): resuming from %s",
+            job["job_id"],
+            job["restart_count"],
+            last,
+        )
+        return str(last)
+    return None
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -66,7 +93,7 @@ def train(cfg: DictConfig) -> float | None:
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_list(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers)
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = resume_path(cfg, output_dir)
     if ckpt_path is not None:
         read_checkpoint(
             ckpt_path
@@ -104,10 +131,14 @@ def train(cfg: DictConfig) -> float | None:
                 "metrics": metrics,
                 "optimized_metric": {"name": metric_name, "value": value},
                 "checkpoints": {
-                    "last": getattr(ckpt_cb, "last_model_path", None) or None,
+                    "last": str(last)
+                    if (last := output_dir / "checkpoints" / "last.ckpt").is_file()
+                    else None,
                     "best": best or None,
                     "best_monitor": monitored[0].monitor if monitored else None,
                 },
+                "resumed_from": ckpt_path,
+                "slurm": slurm_job(),
                 "versions": versions(),
             },
         )

@@ -74,9 +74,16 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 
 def last_good_checkpoint(trainer: L.Trainer | None) -> str:
     """The newest checkpoint the run has written, for error messages."""
-    cb = getattr(trainer, "checkpoint_callback", None) if trainer is not None else None
-    path = (getattr(cb, "last_model_path", "") or getattr(cb, "best_model_path", "")) if cb else ""
-    return path or "none written yet (the run failed before its first checkpoint)"
+    paths = [
+        Path(p)
+        for cb in (getattr(trainer, "checkpoint_callbacks", None) or [])
+        for p in (getattr(cb, "last_model_path", ""), getattr(cb, "best_model_path", ""))
+        if p and Path(p).is_file()
+    ]
+    if not paths:
+        return "none written yet (the run failed before its first checkpoint)"
+    last = [p for p in paths if p.name == "last.ckpt"]  # written every epoch: the newest state there is
+    return str(last[0] if last else max(paths, key=lambda p: p.stat().st_mtime))
 
 
 UPDATE_RULES = ("simultaneous", "alternating")
@@ -226,6 +233,7 @@ class GANModule(L.LightningModule):
             on_step=True,
             on_epoch=True,
             batch_size=real.shape[0],
+            sync_dist=self.trainer.world_size > 1,  # epoch means over every rank's batches under DDP
         )
 
     def _simultaneous_step(self, real, fake, opt_g, opt_d):
