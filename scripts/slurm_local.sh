@@ -22,7 +22,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q slurm-wlm munge >/dev/null
+  apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 || {
+    apt-get update -q >/dev/null && apt-get install -y -q slurm-wlm munge >/dev/null
+  }
 fi
 
 host=$(hostname -s)
