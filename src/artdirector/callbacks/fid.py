@@ -77,6 +77,8 @@ class FIDCallback(L.Callback):
         )
 
     def _score(self, pl_module: L.LightningModule):
+        if hasattr(pl_module, "eval_samples"):  # creators without a latent of their own (diffusion)
+            return self.evaluator.evaluate(pl_module.eval_samples(self.n_samples, seed=self.seed).float())
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)

@@ -29,6 +29,7 @@ KIND_KEY = "artdirector_kind"
 KINDS: dict[str, str] = {
     "gan": "artdirector.models.gan.GANModule",
     "classifier": "artdirector.models.classifier.ClassifierModule",
+    "diffusion": "artdirector.models.diffusion.DiffusionModule",
 }
 
 # what a checkpoint's hyperparameters may name to instantiate (module prefixes)

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from artdirector.io import atomic_write
+from artdirector.models.base import build_module, plain
 from artdirector.models.checkpoint import KIND_KEY, CheckpointError, checkpoint_kind
-from artdirector.models.gan import _build, _plain
 
 
 class ClassifierModule(L.LightningModule):
@@ -26,9 +26,9 @@ class ClassifierModule(L.LightningModule):
         self, net: Any, optimizer: Any, scheduler: Any = None, export_path: str | None = None
     ) -> None:
         super().__init__()
-        net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
+        net, optimizer, scheduler = plain(net), plain(optimizer), plain(scheduler)
         self.save_hyperparameters(ignore=[n for n, v in (("net", net),) if not isinstance(v, dict)])
-        self.net = _build(net)
+        self.net = build_module(net)
         self._specs = (optimizer, scheduler)
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.export_path = export_path

@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from artdirector.errors import ConfigError
-from artdirector.models.checkpoint import KIND_KEY, CheckpointError, checkpoint_kind, read_checkpoint
+from artdirector.models.base import ExactResume, build_module, plain
+from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss; the weights were left as they were before that step."""
-
-
-def _plain(spec: Any) -> Any:
-    return OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else spec
-
-
-def _build(spec: Any) -> nn.Module:
-    """A network is either injected as a module or described by a Hydra config with ``_target_``."""
-    if isinstance(spec, nn.Module):
-        return spec
-    if isinstance(spec, Mapping) and "_target_" in spec:
-        return instantiate(spec)
-    raise TypeError(f"expected an nn.Module or a Hydra config with _target_, got {type(spec).__name__}")
 
 
 @contextlib.contextmanager
@@ -49,27 +33,6 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, flag in zip(modules, was_training, strict=True):
             m.train(flag)
-
-
-def _rng_states() -> dict[str, Any]:
-    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [np_kind, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
-        "python": [py_version, list(py_state), py_gauss],
-    }
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    np_kind, np_keys, *np_rest = states["numpy"]
-    np.random.set_state((np_kind, np.asarray(np_keys, dtype=np.uint32), *np_rest))
-    py_version, py_state, py_gauss = states["python"]
-    random.setstate((py_version, tuple(py_state), py_gauss))
 
 
 def last_good_checkpoint(trainer: L.Trainer | None) -> str:
@@ -89,7 +52,7 @@ def last_good_checkpoint(trainer: L.Trainer | None) -> str:
 UPDATE_RULES = ("simultaneous", "alternating")
 
 
-class GANModule(L.LightningModule):
+class GANModule(ExactResume, L.LightningModule):
     """A non-saturating GAN trained with manual optimisation.
 
     Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661 (the non-saturating generator loss).
@@ -110,6 +73,8 @@ class GANModule(L.LightningModule):
         update_rule: ``simultaneous`` (the seed's) or ``alternating``.
     """
 
+    kind = "gan"
+
     def __init__(
         self,
         generator: Any,
@@ -126,10 +91,9 @@ class GANModule(L.LightningModule):
                 f"model.update_rule must be one of {', '.join(UPDATE_RULES)}, got {update_rule!r}"
             )
         self.update_rule = update_rule
-        self._rng_restored = False
         self.automatic_optimization = False
-        generator, discriminator = _plain(generator), _plain(discriminator)
-        optimizer_g, optimizer_d = _plain(optimizer_g), _plain(optimizer_d)
+        generator, discriminator = plain(generator), plain(discriminator)
+        optimizer_g, optimizer_d = plain(optimizer_g), plain(optimizer_d)
         injected = [
             n
             for n, v in (
@@ -141,8 +105,8 @@ class GANModule(L.LightningModule):
             if not isinstance(v, Mapping)
         ]
         self.save_hyperparameters(ignore=injected)
-        self.generator = _build(generator)
-        self.discriminator = _build(discriminator)
+        self.generator = build_module(generator)
+        self.discriminator = build_module(discriminator)
         self._optimizer_specs = (optimizer_g, optimizer_d)
         noise = torch.randn(
             n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
@@ -161,28 +125,61 @@ class GANModule(L.LightningModule):
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
 
+    @property
+    def num_classes(self) -> int:
+        """Classes the generator is conditioned on (0: unconditional)."""
+        return int(getattr(self.generator, "num_classes", 0) or 0)
+
+    def default_labels(self, n: int) -> torch.Tensor | None:
+        """A conditional GAN asked for n images with no labels draws the classes in turn (balanced)."""
+        return torch.arange(n, device=self.device) % self.num_classes if self.num_classes else None
+
+    def _g(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.num_classes:
+            return self.generator(z)
+        labels = self.default_labels(z.shape[0]) if labels is None else labels
+        return self.generator(z, labels.to(z.device))
+
+    def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.num_classes:
+            return self.discriminator(x)
+        labels = self.default_labels(x.shape[0]) if labels is None else labels
+        return self.discriminator(x, labels.to(x.device))
+
     @torch.no_grad()
     def sample(
-        self, n: int | None = None, z: torch.Tensor | None = None, batch_size: int = 1024
+        self,
+        n: int | None = None,
+        z: torch.Tensor | None = None,
+        batch_size: int = 1024,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Images in [-1, 1] from ``z`` (or ``n`` fresh latents), with the generator in eval mode."""
+        """Images in [-1, 1] from ``z`` (or ``n`` fresh latents), with the generator in eval mode; a
+        conditional GAN takes ``labels`` (N,), balanced classes when none are given."""
         if z is None:
             if n is None:
                 raise ValueError("sample() needs n or z")
             z = self.sample_latents(n)
         z = z.to(self.device)
+        if self.num_classes and labels is None:
+            labels = self.default_labels(z.shape[0])
+        ys = (
+            labels.to(self.device).split(batch_size)
+            if labels is not None
+            else [None] * len(z.split(batch_size))
+        )
         with eval_mode(self.generator):
-            return torch.cat([self.generator(chunk) for chunk in z.split(batch_size)])
+            return torch.cat([self._g(c, y) for c, y in zip(z.split(batch_size), ys, strict=True)])
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable generation in eval mode (latent refinement needs gradients through G)."""
         with eval_mode(self.generator):
-            return self.generator(z)
+            return self._g(z, labels)
 
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Discriminator logits (N,) in eval mode (no dropout); differentiable w.r.t. ``x``."""
         with eval_mode(self.discriminator):
-            return self.discriminator(x)
+            return self._d(x, labels)
 
     # ---- training -------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -215,13 +212,17 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch
+        # a conditional GAN: G draws the real batch's labels; D judges each image with its label
+        y = batch[1] if self.num_classes and isinstance(batch, list | tuple) else None
+        if self.num_classes and y is None:
+            raise ConfigError("a class-conditional GAN needs labelled data: use a data config with labels")
         opt_g, opt_d = self.optimizers()
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device, dtype=real.dtype)
-        fake = self.generator(z)
+        fake = self._g(z, y)
         if self.update_rule == "simultaneous":
-            d_real, d_fake, d_loss, g_loss = self._simultaneous_step(real, fake, opt_g, opt_d)
+            d_real, d_fake, d_loss, g_loss = self._simultaneous_step(real, fake, opt_g, opt_d, y)
         else:
-            d_real, d_fake, d_loss, g_loss = self._alternating_step(real, fake, opt_g, opt_d)
+            d_real, d_fake, d_loss, g_loss = self._alternating_step(real, fake, opt_g, opt_d, y)
         self.log_dict(
             {
                 "train/d_loss": d_loss.detach(),
@@ -236,10 +237,10 @@ class GANModule(L.LightningModule):
             sync_dist=self.trainer.world_size > 1,  # epoch means over every rank's batches under DDP
         )
 
-    def _simultaneous_step(self, real, fake, opt_g, opt_d):
+    def _simultaneous_step(self, real, fake, opt_g, opt_d, y=None):
         """Both losses from one forward pass; both gradients taken before either optimiser steps."""
-        d_real = self.discriminator(real)
-        d_fake = self.discriminator(fake)
+        d_real = self._d(real, y)
+        d_fake = self._d(fake, y)
         d_loss, g_loss = self._d_loss(d_real, d_fake), self._g_loss(d_fake)
         self._ensure_finite("train/d_loss", d_loss)
         self._ensure_finite("train/g_loss", g_loss)
@@ -279,60 +280,25 @@ class GANModule(L.LightningModule):
         for g, reduced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
             g.copy_(reduced)
 
-    def _alternating_step(self, real, fake, opt_g, opt_d):
+    def _alternating_step(self, real, fake, opt_g, opt_d, y=None):
         """D steps on ``fake.detach()``; then G steps through the just-updated D."""
         with self.toggled_optimizer(opt_d):
-            d_real = self.discriminator(real)
-            d_fake = self.discriminator(fake.detach())
+            d_real = self._d(real, y)
+            d_fake = self._d(fake.detach(), y)
             d_loss = self._d_loss(d_real, d_fake)
             self._ensure_finite("train/d_loss", d_loss)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
         with self.toggled_optimizer(opt_g):
-            g_loss = self._g_loss(self.discriminator(fake))
+            g_loss = self._g_loss(self._d(fake, y))
             self._ensure_finite("train/g_loss", g_loss)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
         return d_real, d_fake, d_loss, g_loss
 
-    # ---- checkpoints ----------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[KIND_KEY] = "gan"
-        # Exact resume: noise, dropout masks and shuffling continue from where they stopped, on every rank.
-        # Plain tensors, ints and lists only, so that weights_only=True loading accepts them.
-        states = _rng_states()
-        checkpoint["rng_states"] = states
-        trainer = self._trainer
-        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
-            per_rank: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(per_rank, states)  # every rank runs this hook
-            checkpoint["rng_states_per_rank"] = per_rank
-
-    def on_fit_start(self) -> None:
-        """Data parallel: every rank draws its own noise and dropout masks (seed + rank), so the ranks'
-        batches are not copies of each other. Lightning seeds every rank alike (``PL_GLOBAL_SEED``, which
-        its DistributedSampler also uses, so it stays as it is); a resumed run keeps its restored states."""
-        trainer = self._trainer
-        seed = os.environ.get("PL_GLOBAL_SEED")
-        if trainer is None or trainer.world_size == 1 or seed is None or self._rng_restored:
-            return
-        rank_seed = int(seed) + trainer.global_rank
-        torch.manual_seed(rank_seed)
-        np.random.seed(rank_seed % 2**32)
-        random.seed(rank_seed)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("rng_states")
-        per_rank = checkpoint.get("rng_states_per_rank")
-        rank = self._trainer.global_rank if self._trainer is not None else 0
-        if per_rank and rank < len(per_rank):
-            states = per_rank[rank]
-        if states:
-            _set_rng_states(states)
-            self._rng_restored = True
-
+    # ---- checkpoints (ExactResume: kind and RNG states) -----------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> GANModule:
         """Rebuild a trained GAN from its ``.ckpt`` alone, in eval mode."""

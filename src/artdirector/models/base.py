@@ -1,0 +1,92 @@
+"""What every trainable creator shares: building networks from configs, and exact resume."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from artdirector.models.checkpoint import KIND_KEY
+
+
+def plain(spec: Any) -> Any:
+    return OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else spec
+
+
+def build_module(spec: Any) -> nn.Module:
+    """A network is either injected as a module or described by a Hydra config with ``_target_``."""
+    if isinstance(spec, nn.Module):
+        return spec
+    if isinstance(spec, Mapping) and "_target_" in spec:
+        return instantiate(spec)
+    raise TypeError(f"expected an nn.Module or a Hydra config with _target_, got {type(spec).__name__}")
+
+
+def rng_states() -> dict[str, Any]:
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_kind, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "python": [py_version, list(py_state), py_gauss],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np_kind, np_keys, *np_rest = states["numpy"]
+    np.random.set_state((np_kind, np.asarray(np_keys, dtype=np.uint32), *np_rest))
+    py_version, py_state, py_gauss = states["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+
+
+class ExactResume:
+    """LightningModule mixin: the checkpoint says what it is (``kind``) and carries every RNG state, so a
+    resumed run continues with the noise, dropout masks and shuffling it would have drawn (on every rank);
+    under data parallelism each rank draws its own (seed + rank)."""
+
+    kind: str = "?"
+    _rng_restored: bool = False
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[KIND_KEY] = self.kind
+        # plain tensors, ints and lists only, so that weights_only=True loading accepts them
+        states = rng_states()
+        checkpoint["rng_states"] = states
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
+            per_rank: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(per_rank, states)  # every rank runs this hook
+            checkpoint["rng_states_per_rank"] = per_rank
+
+    def on_fit_start(self) -> None:
+        """Lightning seeds every rank alike (``PL_GLOBAL_SEED``, which its DistributedSampler also uses, so
+        it stays as it is); a resumed run keeps its restored states."""
+        trainer = self._trainer
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if trainer is None or trainer.world_size == 1 or seed is None or self._rng_restored:
+            return
+        rank_seed = int(seed) + trainer.global_rank
+        torch.manual_seed(rank_seed)
+        np.random.seed(rank_seed % 2**32)
+        random.seed(rank_seed)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        per_rank = checkpoint.get("rng_states_per_rank")
+        rank = self._trainer.global_rank if self._trainer is not None else 0
+        if per_rank and rank < len(per_rank):
+            states = per_rank[rank]
+        if states:
+            set_rng_states(states)
+            self._rng_restored = True

@@ -1,0 +1,286 @@
+"""A class-conditional diffusion model (Ho et al. 2020) with classifier-free guidance (Ho & Salimans 2022).
+
+The backbone is any network ``(x_t, t, class_labels) -> eps``: diffusers' ``UNet2DModel`` (``model=ddpm``) or
+``DiTTransformer2DModel`` (``model=dit``, Peebles & Xie 2023, adaLN-Zero), built from their config so nothing
+is downloaded. The noise schedule and the samplers are diffusers' schedulers: the training schedule is a
+``DDPMScheduler``; sampling uses DDPM (ancestral), DDIM (Song et al. 2021, eta = 0) or DPM-Solver++ (Lu et
+al. 2022) built from the same config, with the number of steps and the guidance scale as options.
+
+Labels are replaced by the null class (index ``num_classes``) with probability ``p_uncond`` during training,
+so one network learns both the conditional and the unconditional noise prediction; guidance scale ``w``
+samples with ``eps_u + w (eps_c - eps_u)`` (``w = 1``: plain conditional; ``w = 0``: unconditional).
+Sampling uses an exponential moving average of the weights (torch's ``AveragedModel``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from hydra.utils import instantiate
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from artdirector.errors import ConfigError
+from artdirector.models.base import ExactResume, build_module, plain
+from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint
+
+SAMPLERS = ("ddpm", "ddim", "dpm++")
+
+
+def _ema_with_warmup(decay: float):
+    """EMA whose decay ramps up as min(decay, (1 + k) / (10 + k)) after k updates (the warm-up of
+    diffusers' EMAModel and of Karras et al.): a fixed 0.999 would still be about a third initial weights
+    after 1,000 steps, which a short run cannot afford."""
+
+    def avg(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        k = float(num_averaged)
+        d = min(decay, (1 + k) / (10 + k))
+        return d * averaged + (1 - d) * current
+
+    return avg
+
+
+def make_scheduler(sampler: str, config: Mapping[str, Any]):
+    """A diffusers scheduler for ``sampler``, from the training schedule's config."""
+    if sampler == "ddpm":
+        return DDPMScheduler.from_config(config)
+    if sampler == "ddim":
+        return DDIMScheduler.from_config(config)
+    if sampler == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+
+
+class DiffusionModule(ExactResume, L.LightningModule):
+    """eps-prediction diffusion over images in [-1, 1], class-conditional with a null class for guidance.
+
+    Args:
+        backbone: a module or a Hydra config (``_target_``) of a diffusers ``UNet2DModel`` (with
+            ``num_class_embeds = num_classes + 1``) or ``DiTTransformer2DModel`` (``num_embeds_ada_norm =
+            num_classes``); called as ``backbone(x, t, class_labels=y).sample``.
+        optimizer: a partial Hydra config (``_partial_: true``) of a torch optimiser.
+        num_classes: conditional classes; label ``num_classes`` is the null (unconditional) class.
+        image_shape: (channels, height, width).
+        num_train_timesteps, beta_schedule: the forward process (``DDPMScheduler``'s options).
+        p_uncond: probability of training on the null label.
+        ema_decay: decay of the weight average used for sampling (0 disables it).
+        sampler, steps, guidance: the default sampling options (each can be passed to :meth:`sample`).
+        warmup_steps: linear learning-rate warm-up.
+    """
+
+    kind = "diffusion"
+
+    def __init__(
+        self,
+        backbone: Any,
+        optimizer: Any,
+        num_classes: int = 10,
+        image_shape: tuple[int, int, int] | list[int] = (1, 28, 28),
+        num_train_timesteps: int = 1000,
+        beta_schedule: str = "squaredcos_cap_v2",
+        p_uncond: float = 0.1,
+        ema_decay: float = 0.999,
+        sampler: str = "dpm++",
+        steps: int = 25,
+        guidance: float = 2.0,
+        warmup_steps: int = 500,
+    ) -> None:
+        super().__init__()
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"model.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        if not 0 <= p_uncond < 1:
+            raise ConfigError(f"model.p_uncond must be in [0, 1), got {p_uncond}")
+        backbone, optimizer = plain(backbone), plain(optimizer)
+        image_shape = [int(v) for v in image_shape]  # a plain list in the checkpoint, not a ListConfig
+        injected = [
+            n for n, v in (("backbone", backbone), ("optimizer", optimizer)) if not isinstance(v, Mapping)
+        ]
+        self.save_hyperparameters(ignore=injected)
+        self.backbone = build_module(backbone)
+        self.ema = (
+            AveragedModel(self.backbone, avg_fn=_ema_with_warmup(ema_decay), use_buffers=True)
+            if ema_decay > 0
+            else None
+        )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)
+        self._optimizer_spec = optimizer
+        self.num_classes = num_classes
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.p_uncond = p_uncond
+        self.defaults = {"sampler": sampler, "steps": steps, "guidance": guidance}
+        self.warmup_steps = warmup_steps
+        self.train_scheduler = DDPMScheduler(
+            num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, clip_sample=True
+        )
+        self._no_dropout_in_label_embedder()
+
+    def _no_dropout_in_label_embedder(self) -> None:
+        """DiT's label embedder drops labels itself in train mode; the null label is ours to draw here (the
+        same p for every backbone), so its own dropout is switched off. Its null row stays in the table."""
+        for m in self.backbone.modules():
+            if type(m).__name__ == "LabelEmbedding":
+                m.dropout_prob = 0.0
+
+    # ---- the network -----------------------------------------------------------------------------
+    @property
+    def null_label(self) -> int:
+        return self.num_classes
+
+    def eps(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, net: nn.Module | None = None
+    ) -> torch.Tensor:
+        net = net or self.backbone
+        return net(x, t, class_labels=y).sample
+
+    # ---- training --------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        spec = self._optimizer_spec
+        opt = (
+            instantiate(spec)(self.backbone.parameters())
+            if isinstance(spec, Mapping)
+            else spec(self.backbone.parameters())
+        )
+        warm = max(1, self.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch[0], batch[1]
+        drop = torch.rand(y.shape[0], device=y.device) < self.p_uncond
+        y = torch.where(drop, torch.full_like(y, self.null_label), y)
+        noise = torch.randn_like(x)
+        t = torch.randint(0, self.train_scheduler.config.num_train_timesteps, (x.shape[0],), device=x.device)
+        x_t = self.train_scheduler.add_noise(x, noise, t)
+        loss = F.mse_loss(self.eps(x_t, t, y).float(), noise.float())
+        if not torch.isfinite(loss):
+            from artdirector.models.gan import NonFiniteLossError, last_good_checkpoint
+
+            raise NonFiniteLossError(
+                f"train/loss became {loss.item()} at step {self.global_step}; last good checkpoint: "
+                f"{last_good_checkpoint(self._trainer)}"
+            )
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=x.shape[0],
+            sync_dist=self._trainer is not None and self.trainer.world_size > 1,
+        )
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.backbone)
+
+    # ---- sampling --------------------------------------------------------------------------------
+    def sampling_net(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.backbone
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int | None = None,
+        labels: torch.Tensor | None = None,
+        seed: int = 0,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        noise: torch.Tensor | None = None,
+        batch_size: int = 500,
+    ) -> torch.Tensor:
+        """Images in [-1, 1]: ``labels`` (N,) of classes, or ``n`` unconditional samples (null label).
+
+        Everything random comes from ``seed`` (the initial noise, or ``noise`` when given, and the DDPM
+        sampler's per-step noise), so the same call gives the same images."""
+        sampler = sampler or self.defaults["sampler"]
+        steps = int(steps or self.defaults["steps"])
+        guidance = float(self.defaults["guidance"] if guidance is None else guidance)
+        if labels is None:
+            if n is None:
+                raise ValueError("sample() needs n or labels")
+            labels = torch.full((n,), self.null_label, dtype=torch.long)
+        labels = labels.long().cpu()
+        if steps < 1:
+            raise ConfigError(f"steps must be at least 1, got {steps}")
+        gen = torch.Generator().manual_seed(seed)
+        if noise is None:
+            noise = torch.randn(labels.shape[0], *self.image_shape, generator=gen)
+        out = []
+        for i in range(0, labels.shape[0], batch_size):
+            out.append(
+                self._sample_batch(
+                    noise[i : i + batch_size], labels[i : i + batch_size], gen, sampler, steps, guidance
+                )
+            )
+        return torch.cat(out)
+
+    def _sample_batch(self, x, y, gen, sampler, steps, guidance) -> torch.Tensor:
+        net = self.sampling_net()
+        was = net.training
+        net.eval()
+        sched = make_scheduler(sampler, self.train_scheduler.config)
+        sched.set_timesteps(steps)
+        x = x.to(self.device) * sched.init_noise_sigma
+        y = y.to(self.device)
+        guided = guidance != 1.0 and bool((y != self.null_label).any())
+        null = torch.full_like(y, self.null_label)
+        try:
+            for t in sched.timesteps:
+                tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
+                xin = sched.scale_model_input(x, t)
+                if guided:
+                    e_c, e_u = self.eps(
+                        torch.cat([xin, xin]), torch.cat([tt, tt]), torch.cat([y, null]), net
+                    ).chunk(2)
+                    e = e_u + guidance * (e_c - e_u)
+                    e = torch.where((y == self.null_label).view(-1, 1, 1, 1), e_u, e)
+                else:
+                    e = self.eps(xin, tt, y, net)
+                # stochastic samplers (DDPM) draw their step noise from `gen` (CPU), so replays are exact
+                x = sched.step(e.float(), t, x.float(), generator=gen).prev_sample
+        finally:
+            net.train(was)
+        return x.clamp(-1, 1).cpu()
+
+    def balanced_labels(self, n: int) -> torch.Tensor:
+        return torch.arange(n) % self.num_classes
+
+    def _callback_steps(self) -> int | None:
+        """A fast_dev_run only checks the wiring: its callbacks sample with 2 steps."""
+        return 2 if self._trainer is not None and self.trainer.fast_dev_run else None
+
+    def eval_samples(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n samples with the classes in turn, with the default sampler (what the FID callback scores)."""
+        return self.sample(labels=self.balanced_labels(n), seed=seed, steps=self._callback_steps())
+
+    def fixed_samples(self) -> torch.Tensor:
+        """The same 16 samples (fixed noise, classes 0-9 then 0-5) every epoch, for the grid callback."""
+        return self.sample(labels=self.balanced_labels(16), seed=0, steps=self._callback_steps())
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> DiffusionModule:
+        return cls.from_loaded(read_checkpoint(path), path, map_location)
+
+    @classmethod
+    def from_loaded(
+        cls, ckpt: dict[str, Any], path: str | Path = "<checkpoint>", map_location="cpu"
+    ) -> DiffusionModule:
+        kind = checkpoint_kind(ckpt)
+        if kind != cls.kind:
+            raise CheckpointError(f"{path} holds a '{kind}' model, not a diffusion model")
+        hp = dict(ckpt["hyper_parameters"])
+        if "backbone" not in hp:
+            raise CheckpointError(f"{path} was saved with an injected backbone and cannot rebuild it")
+        model = cls(**hp)
+        model.load_state_dict(ckpt["state_dict"])
+        return model.to(map_location).eval()
