@@ -14,6 +14,9 @@ cumulative seconds per policy (selection split, the decisions' view, with the he
 
     python scripts/bench_agents.py ckpt=PATH --seeds 0 1 2 -- n=1000 budget.steps=6 device=cpu
     python scripts/bench_agents.py ckpt=PATH --plot docs/images/director_fid_vs_seconds.png -- evaluator=fid_inception
+    # seeds in parallel (one process each, same --out), then one table and plot:
+    python scripts/bench_agents.py PATH --seeds 0 --out D -- device=cuda & ... ; wait
+    python scripts/bench_agents.py PATH --seeds 0 1 2 --out D --merge --plot D/plot.png
 
 Arguments after ``--`` are agent.yaml overrides.
 """
@@ -21,6 +24,7 @@ Arguments after ``--`` are agent.yaml overrides.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -248,12 +252,26 @@ def main() -> None:
         default=Path("outputs/bench_agents") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S"),
     )
     p.add_argument("--plot", type=Path, default=None, help="where to write the FID-against-seconds PNG")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="run nothing: tabulate the seed<N>.json that earlier (e.g. parallel, one seed each) runs left in --out",
+    )
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])
     args.overrides = argv[cut + 1 :]
     ckpt = args.ckpt if args.ckpt.startswith("ckpt=") else f"ckpt={args.ckpt}"
-    results = [run_seed(args.out, s, [ckpt, *args.overrides]) for s in args.seeds]
+    if args.merge:
+        found = [args.out / f"seed{s}.json" for s in args.seeds if (args.out / f"seed{s}.json").is_file()]
+        if not found:
+            sys.exit(f"no seed<N>.json for seeds {args.seeds} in {args.out}")
+        results = [json.loads(f.read_text()) for f in found]
+    else:
+        results = []
+        for s in args.seeds:
+            results.append(run_seed(args.out, s, [ckpt, *args.overrides]))
+            write_json(args.out / f"seed{s}.json", results[-1])
     write_json(args.out / "results.json", results)
     r0 = results[0]
     print(

@@ -10,7 +10,7 @@ in train mode (batch statistics, batches of 256). Prints per-seed rows and mean 
 ``results.json`` under ``--out``.
 
     OMP_NUM_THREADS=1 python scripts/bench_parity.py --epochs 10 --seeds 1 2 3      # CPU, in the background
-    python scripts/bench_parity.py --epochs 50 --seeds 1 2 3 trainer=gpu             # on a GPU
+    python scripts/bench_parity.py --epochs 50 --trainer gpu --jobs 6 --ckpt-every 5  # on one GPU, 6 runs at once
     python scripts/bench_parity.py --report-only --out outputs/parity               # score finished runs
 """
 
@@ -45,24 +45,26 @@ def epochs_done(ckpt: Path) -> int:
     return int(read_checkpoint(ckpt)["epoch"]) + 1 if ckpt.is_file() else 0
 
 
-def train(out: Path, rule: str, seed: int, epochs: int, extra: list[str]) -> Path:
-    """Train (or finish training) one run; return its last checkpoint."""
+def train_command(
+    out: Path, rule: str, seed: int, epochs: int, extra: list[str], trainer: str = "cpu", ckpt_every: int = 1
+) -> list[str] | None:
+    """The train.py command that trains (or finishes training) one run; None when it is done."""
     d = run_dir(out, rule, seed)
     last = d / "checkpoints" / "last.ckpt"
     done = epochs_done(last)
     if done >= epochs:
-        return last
+        return None
     cmd = [
         sys.executable,
         str(SCRIPT),
         "model=dcgan",
         "data=mnist",
         "data.fallback_to_bundled=false",
-        "trainer=cpu",
+        f"trainer={trainer}",
         f"trainer.max_epochs={epochs}",
         f"model.update_rule={rule}",
         f"seed={seed}",
-        "callbacks.model_checkpoint.every_n_epochs=1",
+        f"callbacks.model_checkpoint.every_n_epochs={ckpt_every}",
         "+trainer.enable_progress_bar=false",
         f"hydra.run.dir={d}",
         *extra,
@@ -70,8 +72,37 @@ def train(out: Path, rule: str, seed: int, epochs: int, extra: list[str]) -> Pat
     if done:
         cmd.append(f"ckpt_path={last}")
     print(f"[{time.strftime('%H:%M:%S')}] training {d.name} from epoch {done} to {epochs}", flush=True)
-    subprocess.run(cmd, check=True)
-    return last
+    return cmd
+
+
+def train_all(args) -> None:
+    """Seed-major order (a stopped sweep still has both rules for the first seeds), ``--jobs`` at a time."""
+    cmds = [
+        train_command(args.out, rule, seed, args.epochs, args.overrides, args.trainer, args.ckpt_every)
+        for seed in args.seeds
+        for rule in args.rules
+    ]
+    queue = [c for c in cmds if c is not None]
+    running: list[subprocess.Popen] = []
+    failed = 0
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            cmd = queue.pop(0)
+            running.append(subprocess.Popen(cmd) if args.jobs == 1 else _quiet(cmd))
+        time.sleep(1)
+        for proc in [p for p in running if p.poll() is not None]:
+            running.remove(proc)
+            failed += proc.returncode != 0
+    if failed:
+        sys.exit(f"{failed} training run(s) failed: see their train.log under {args.out}")
+
+
+def _quiet(cmd: list[str]) -> subprocess.Popen:
+    """Parallel runs write their output to <run dir>/train.log instead of interleaving on the console."""
+    run = next(c.split("=", 1)[1] for c in cmd if c.startswith("hydra.run.dir="))
+    Path(run).mkdir(parents=True, exist_ok=True)
+    with open(Path(run) / "train.log", "a") as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
 
 
 @torch.no_grad()
@@ -114,33 +145,45 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/parity"))
     p.add_argument("--report-only", action="store_true", help="score the finished runs, train nothing")
     p.add_argument("--data-root", default="data")
+    p.add_argument("--trainer", default="cpu", help="trainer config: cpu, gpu, ...")
+    p.add_argument("--jobs", type=int, default=1, help="training runs at once (several fit one GPU)")
+    p.add_argument("--ckpt-every", type=int, default=1, help="keep a checkpoint every this many epochs")
+    p.add_argument("--train-only", action="store_true", help="train, score nothing")
+    p.add_argument("--results", default="results.json", help="file name (under --out) of the scores")
+    p.add_argument(
+        "--accept-fewer",
+        action="store_true",
+        help="score runs that stopped short of --epochs (each row says its epochs)",
+    )
     p.add_argument("overrides", nargs="*", help="extra train.py overrides (e.g. trainer=gpu)")
     args = p.parse_args()
 
     if not args.report_only:
-        for seed in args.seeds:  # seed-major: a stopped sweep still has both rules for the first seeds
-            for rule in args.rules:
-                train(args.out, rule, seed, args.epochs, args.overrides)
+        train_all(args)
+    if args.train_only:
+        return
 
     dm = TorchvisionDataModule("mnist", root=args.data_root, fallback_to_bundled=False)
-    ev = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir=str(args.out / "cache"))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ev = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir=str(args.out / "cache")).to(device)
     ev.set_reference_from(dm, "report", args.n)
     results = []
     for rule in args.rules:
         for seed in args.seeds:
             last = run_dir(args.out, rule, seed) / "checkpoints" / "last.ckpt"
-            if epochs_done(last) < args.epochs:
-                print(f"skipping {last.parent.parent.name}: {epochs_done(last)} of {args.epochs} epochs")
+            done = epochs_done(last)
+            if done == 0 or (done < args.epochs and not args.accept_fewer):
+                print(f"skipping {last.parent.parent.name}: {done} of {args.epochs} epochs")
                 continue
-            model = GANModule.from_checkpoint(last)
+            model = GANModule.from_checkpoint(last).to(device)
             for bn in ("eval", "train"):
                 images = sample(model, args.n, seed=0, bn=bn)
                 if bn == "eval":
                     save_grid(images[:64], args.out / f"grid_{rule}_seed{seed}.png")
-                results.append({"rule": rule, "seed": seed, "bn": bn, **score(ev, images)})
+                results.append({"rule": rule, "seed": seed, "epochs": done, "bn": bn, **score(ev, images)})
                 print(json.dumps(results[-1]), flush=True)
     write_json(
-        args.out / "results.json",
+        args.out / args.results,
         {"epochs": args.epochs, "n": args.n, "reference": ev.reference_key, "runs": results},
     )
 
@@ -155,7 +198,9 @@ def main() -> None:
             rows = [r for r in results if r["rule"] == rule and r["bn"] == bn]
             if not rows:
                 continue
-            col = {k: [r[k] for r in rows] for k in rows[0] if k not in ("rule", "bn", "class_counts")}
+            col = {
+                k: [r[k] for r in rows] for k in rows[0] if k not in ("rule", "bn", "class_counts", "epochs")
+            }
             print(
                 f"| {rule} | {bn} | {len(rows)} | {fmt(col['fid'], 1)} | {fmt(col['kid'], 1)} | "
                 f"{fmt(col['precision'], 3)} | {fmt(col['recall'], 3)} | {fmt(col['recognised'], 3)} | "

@@ -1,0 +1,86 @@
+"""Export a trained checkpoint as a compact zoo model: weights in fp16, no optimiser state.
+
+A diffusion model ships its EMA weights as its backbone (``ema_decay`` set to 0 in the shipped
+hyperparameters, so nothing averages them again); a GAN ships G and D (the refinement actions need D).
+The recipe travels with it: the run's ``.hydra/config.yaml`` and ``overrides.yaml`` when they sit beside the
+run, the epoch and step, and the source checkpoint's SHA-256.
+
+    python scripts/export_zoo.py outputs/<date>/<time>/checkpoints/last.ckpt --name ddpm --out src/artdirector/zoo
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import torch
+import yaml
+
+from artdirector.io import write_json
+from artdirector.models.checkpoint import KIND_KEY, read_checkpoint
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export(ckpt_path: Path, name: str, out: Path) -> Path:
+    ckpt = read_checkpoint(ckpt_path)
+    hp = dict(ckpt["hyper_parameters"])
+    state = ckpt["state_dict"]
+    if ckpt.get(KIND_KEY) == "diffusion" and any(k.startswith("ema.module.") for k in state):
+        state = {
+            "backbone." + k[len("ema.module.") :]: v for k, v in state.items() if k.startswith("ema.module.")
+        }
+        hp["ema_decay"] = 0.0
+    state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    run = ckpt_path.parent.parent
+    recipe = {}
+    for f in ("config.yaml", "overrides.yaml"):
+        p = run / ".hydra" / f
+        if p.is_file():
+            recipe[f.split(".")[0]] = yaml.safe_load(p.read_text())
+    slim = {
+        KIND_KEY: ckpt.get(KIND_KEY),
+        "hyper_parameters": hp,
+        "state_dict": state,
+        "epoch": ckpt.get("epoch"),
+        "global_step": ckpt.get("global_step"),
+        "pytorch-lightning_version": ckpt.get("pytorch-lightning_version"),
+        "zoo": {"name": name, "source": str(ckpt_path), "source_sha256": sha256(ckpt_path), "recipe": recipe},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / f"{name}.ckpt"
+    tmp = dest.with_suffix(".tmp")
+    torch.save(slim, tmp)
+    tmp.replace(dest)
+    write_json(
+        out / f"{name}.export.json",
+        {
+            "name": name,
+            "sha256": sha256(dest),
+            **slim["zoo"],
+            "epoch": slim["epoch"],
+            "global_step": slim["global_step"],
+        },
+    )
+    return dest
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("ckpt", type=Path)
+    p.add_argument("--name", required=True)
+    p.add_argument("--out", type=Path, default=Path("src/artdirector/zoo"))
+    args = p.parse_args()
+    dest = export(args.ckpt, args.name, args.out)
+    print(f"{dest}: {dest.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
