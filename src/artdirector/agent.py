@@ -21,7 +21,7 @@ from artdirector.agents import (
     load_input,
 )
 from artdirector.errors import at_least, check_settings, report_user_errors
-from artdirector.runtime import CONFIG_DIR, resolve_device
+from artdirector.runtime import CONFIG_DIR, ZOO_DIR, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,11 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     device = resolve_device(cfg.device)
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
     log.info("request %r: %s", request.text, request.understood)
-    ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
+    if cfg.ckpt is None:  # straight after install: the shipped zoo's seed DCGAN
+        ckpts = [str(ZOO_DIR / "dcgan.ckpt")]
+        log.info("no ckpt= given: using the shipped zoo model %s (see docs/zoo.md)", ckpts[0])
+    else:
+        ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
     generation = GenerationAgent(ckpts, device=device, evaluator=cfg.evaluator.name, seed=cfg.seed)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()

@@ -12,6 +12,8 @@ from artdirector import __version__
 # Shipped inside the package (``configs/`` at the top of the checkout is a link to it), so that a plain
 # ``pip install`` finds them from any directory.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
+# the shipped model zoo: compact weights, their cards and recipes (docs/zoo.md)
+ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 
 
 def versions() -> dict[str, str]:

@@ -224,13 +224,17 @@ class RefinementAgent:
         """Continue the GAN's own training from its checkpoint for ``steps`` batches (optimiser state
         included), write the result as a new checkpoint under the run's directory (the source is never
         touched) and regenerate the same latents with it. The Generation Agent stays on its model unless the
-        Director accepts the candidate."""
+        Director accepts the candidate. A weights-only checkpoint (a shipped zoo model) starts its optimisers
+        afresh."""
         if self.datamodule is None:
             raise ValueError("finetune needs a data module to train on")
         src = self.gen.ckpt  # the model in effect: the source, or the last accepted finetune
         ckpt = read_checkpoint(src)
-        start = int(ckpt.get("global_step", 0))
+        resumable = "optimizer_states" in ckpt
+        start = int(ckpt.get("global_step", 0)) if resumable else 0
         model = GANModule(**ckpt["hyper_parameters"])
+        if not resumable:
+            model.load_state_dict(ckpt["state_dict"])
         accel = "gpu" if self.model.device.type == "cuda" else "cpu"
         trainer = L.Trainer(
             accelerator=accel,
@@ -245,7 +249,9 @@ class RefinementAgent:
             num_sanity_val_steps=0,
             limit_val_batches=0,
         )
-        trainer.fit(model, datamodule=self.datamodule, ckpt_path=str(src), weights_only=True)
+        trainer.fit(
+            model, datamodule=self.datamodule, ckpt_path=str(src) if resumable else None, weights_only=True
+        )
         self._finetunes += 1
         out = self.output_dir / "checkpoints" / f"finetune_{self._finetunes:02d}.ckpt"
         atomic_write(out, lambda p: trainer.save_checkpoint(p, weights_only=False))  # full state: resumable
