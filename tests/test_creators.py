@@ -215,3 +215,67 @@ def test_debug_fdr_runs_for_every_creator(model, tmp_path) -> None:
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+# ---- the Creator protocol ---------------------------------------------------------------------------
+def _save(model, path: Path) -> Path:
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cdcgan", "ddpm", "dit"])
+def test_every_creator_speaks_the_protocol(make_cfg, tmp_path, name) -> None:
+    from artdirector.creators import CAPABILITIES, load_creator
+
+    tiny = {"dcgan": ["model=dcgan"], "cdcgan": ["model=cdcgan"], "ddpm": TINY_UNET, "dit": TINY_DIT}[name]
+    extra = [*TINY_MODEL[-2:]] if "gan" in name else ["model.steps=2"]
+    torch.manual_seed(0)
+    creator = load_creator(_save(build(make_cfg, [*tiny, *extra]), tmp_path / f"{name}.ckpt"))
+    assert creator.capabilities <= CAPABILITIES and creator.kind in {"gan", "diffusion"}
+    conditional = name != "dcgan"
+    assert creator.accepts == ({"nothing", "class"} if conditional else {"nothing"})
+    drawn = creator.sample(4, seed=3)
+    assert drawn.images.shape == (4, 1, 28, 28) and drawn.images.abs().max() <= 1
+    again = creator.sample(4, seed=3)
+    assert torch.equal(drawn.images, again.images)  # replay from the state it returned
+    if "latent" in creator.capabilities:
+        assert drawn.latents is not None and drawn.latents.shape[0] == 4
+    if conditional:
+        assert torch.equal(drawn.labels, torch.arange(4) % 10)
+        sevens = creator.sample(2, condition=torch.tensor(7), seed=3)
+        assert torch.equal(sevens.labels, torch.tensor([7, 7]))
+        with pytest.raises(ValueError, match="class labels"):
+            creator.sample(2, condition=torch.tensor([3, 12]))
+    else:
+        with pytest.raises(ValueError, match="unconditional"):
+            creator.sample(2, condition=torch.tensor(3))
+
+
+def test_policies_never_offer_an_action_the_creator_cannot_do() -> None:
+    from artdirector.agents.memory import Memory
+    from artdirector.agents.policies import BanditPolicy, State, ThresholdPolicy, _usable
+    from artdirector.agents.refinement import REQUIRES
+    from artdirector.agents.types import Stop
+    from artdirector.creators import DiffusionCreator, GANCreator
+
+    everything = ["drs", "langevin", "dot", "truncation", "finetune"]
+    cases = {
+        (GANCreator.capabilities, True): everything,
+        (GANCreator.capabilities, False): ["drs", "finetune"],  # latent actions need the samples' latents
+        (DiffusionCreator.capabilities, False): ["finetune"],
+        (frozenset(), False): [],
+    }
+    for (caps, latents), expected in cases.items():
+        state = State("refine", 100.0, 0.0, 0, latents, caps)
+        assert _usable(everything, state) == expected
+        for policy in (ThresholdPolicy(actions=everything), BanditPolicy(actions=everything)):
+            decision = policy.decide(state, Memory())
+            if expected:
+                assert not isinstance(decision, Stop) and decision.name == expected[0]
+                assert REQUIRES[decision.name] <= set(caps)
+            else:
+                assert isinstance(decision, Stop)

@@ -22,6 +22,7 @@ from artdirector.agents.policies import Policy, State
 from artdirector.agents.refinement import RefinementAgent
 from artdirector.agents.report import write_outputs
 from artdirector.agents.types import Action, Request, Samples, Stop
+from artdirector.creators import ADAPTERS
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,12 @@ class Director:
                 )
                 break
             state = State(
-                request.task, report.fid, target, len(memory.refinements), samples.latents is not None
+                request.task,
+                report.fid,
+                target,
+                len(memory.refinements),
+                samples.latents is not None,
+                ADAPTERS[self.gen.model.kind].capabilities,  # what the creator in use can do
             )
             decision = self.policy.decide(state, memory)
             if isinstance(decision, Stop):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from artdirector.agents.memory import Memory
+from artdirector.agents.refinement import REQUIRES
 from artdirector.agents.types import Action, Stop, Task
 
 
@@ -17,6 +18,8 @@ class State:
     target_fid: float
     step: int  # refinement steps taken so far
     has_latents: bool
+    # what the creator in use can do (artdirector.creators): actions it cannot do are never offered
+    capabilities: frozenset[str] = frozenset({"latent", "critic", "trainable"})
 
 
 class Policy(Protocol):
@@ -24,8 +27,9 @@ class Policy(Protocol):
 
 
 def _usable(actions: list[str], state: State) -> list[str]:
-    latent_only = {"langevin", "dot", "truncation"}
-    return [a for a in actions if state.has_latents or a not in latent_only]
+    """The actions this creator can do on these samples (latent actions need the samples' latents)."""
+    have = set(state.capabilities) - (set() if state.has_latents else {"latent"})
+    return [a for a in actions if REQUIRES.get(a, frozenset()) <= have]
 
 
 def _explore_first(

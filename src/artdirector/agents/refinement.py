@@ -20,6 +20,17 @@ from artdirector.models.gan import GANModule
 log = logging.getLogger(__name__)
 
 
+# What each action needs of a creator (its capabilities; see artdirector.creators). Policies offer only the
+# actions the creator in use can do.
+REQUIRES: dict[str, frozenset[str]] = {
+    "drs": frozenset({"critic"}),
+    "langevin": frozenset({"latent", "critic"}),
+    "dot": frozenset({"latent", "critic"}),
+    "truncation": frozenset({"latent"}),
+    "finetune": frozenset({"trainable"}),
+}
+
+
 class RefinementAgent:
     """Applies an :class:`Action` to samples and returns a :class:`Candidate`; inputs (samples, checkpoints,
     the Generation Agent's model) are never changed: the Director decides whether to keep the candidate.

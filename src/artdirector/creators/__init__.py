@@ -1,0 +1,120 @@
+"""The Creator protocol: what the agents may ask of any model kind, through one small adapter per kind.
+
+A creator says what it **accepts** (``nothing``: unconditional samples; ``class``: a class label per image)
+and what it **can do** (its capabilities):
+
+- ``latent``: its images are a function of latents the caller can hold and move (GANs);
+- ``critic``: it has a differentiable real/fake critic (a GAN's discriminator);
+- ``trainable``: more training from its checkpoint is possible;
+- ``guidance``: a guidance scale is a sampling option (classifier-free guided diffusion);
+- ``steps``: the number of sampling steps is an option (diffusion).
+
+``sample(n, condition=None, seed=0, **options)`` returns images in [-1, 1] and the state that replays them:
+the latents for a GAN, the seed (and options) for a diffusion model. ``cost_per_image`` is the measured
+seconds per image from the creator's card when one sits beside the checkpoint (``<stem>.card.json``,
+written by ``scripts/bench_creators.py``), else None.
+
+Agents and policies ask these questions instead of checking concrete classes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from artdirector.models.checkpoint import load_module
+
+CAPABILITIES = frozenset({"latent", "critic", "trainable", "guidance", "steps"})
+
+
+@dataclass
+class Drawn:
+    """Images and what replays them exactly."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    latents: torch.Tensor | None = None  # GANs: the images are G(latents, labels)
+    seed: int | None = None  # diffusion: the images are sample(labels, seed, **options)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Creator(Protocol):
+    name: str
+    kind: str
+    accepts: frozenset[str]
+    capabilities: frozenset[str]
+    num_classes: int
+    cost_per_image: float | None
+
+    def sample(
+        self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any
+    ) -> Drawn: ...
+
+
+def _card(path: Path) -> dict[str, Any] | None:
+    card = path.with_name(f"{path.stem}.card.json")
+    return json.loads(card.read_text()) if card.is_file() else None
+
+
+class _Adapter:
+    def __init__(self, model: Any, path: str | Path) -> None:
+        self.model = model
+        self.path = Path(path)
+        self.name = self.path.stem
+        self.num_classes = int(getattr(model, "num_classes", 0) or 0)
+        self.accepts = frozenset({"nothing", "class"} if self.num_classes else {"nothing"})
+        self.card = _card(self.path)
+        self.cost_per_image = self.card.get("seconds_per_image") if self.card else None
+
+    def _labels(self, n: int, condition: torch.Tensor | None) -> torch.Tensor | None:
+        if condition is None:
+            return torch.arange(n) % self.num_classes if self.num_classes else None
+        if not self.num_classes:
+            raise ValueError(f"{self.name} is unconditional: it accepts no class condition")
+        condition = torch.as_tensor(condition).long().reshape(-1)
+        if condition.numel() == 1:
+            condition = condition.expand(n)
+        if condition.shape != (n,) or condition.min() < 0 or condition.max() >= self.num_classes:
+            raise ValueError(
+                f"condition must be {n} class labels in [0, {self.num_classes}), got {condition}"
+            )
+        return condition.clone()
+
+
+class GANCreator(_Adapter):
+    kind = "gan"
+    capabilities = frozenset({"latent", "critic", "trainable"})
+
+    def sample(self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any) -> Drawn:
+        if options:
+            raise ValueError(f"a GAN takes no sampling options, got {sorted(options)}")
+        labels = self._labels(n, condition)
+        z = torch.randn(n, self.model.latent_dim, generator=torch.Generator().manual_seed(seed))
+        images = self.model.sample(z=z, labels=labels).cpu()
+        return Drawn(images, labels, latents=z, seed=seed)
+
+
+class DiffusionCreator(_Adapter):
+    kind = "diffusion"
+    capabilities = frozenset({"guidance", "steps", "trainable"})
+
+    def sample(self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any) -> Drawn:
+        unknown = set(options) - {"sampler", "steps", "guidance"}
+        if unknown:
+            raise ValueError(f"unknown sampling options {sorted(unknown)}: use sampler, steps, guidance")
+        labels = self._labels(n, condition)
+        images = self.model.sample(n=n, labels=labels, seed=seed, **options)
+        return Drawn(images, labels, seed=seed, options=dict(options))
+
+
+ADAPTERS = {"gan": GANCreator, "diffusion": DiffusionCreator}
+
+
+def load_creator(path: str | Path, map_location: str | torch.device = "cpu") -> Creator:
+    """Any creator's checkpoint, through the safe loader, behind the protocol."""
+    model = load_module(path, kinds=tuple(ADAPTERS), map_location=map_location)
+    return ADAPTERS[model.kind](model, path)
