@@ -100,6 +100,11 @@ class GenerationAgent:
             ranked, self.why = paths, f"{paths[0]} (the only candidate)"
         self.ckpt = ranked[0]
         self.model = GANModule.from_checkpoint(self.ckpt, map_location=self.device)
+        if self.model.num_classes:
+            raise RequestError(
+                f"{self.ckpt} is a class-conditional creator; the agents do not carry class labels through "
+                "refinement yet: pass an unconditional checkpoint (model=dcgan), e.g. the zoo's default"
+            )
         self.model_version = 0  # +1 whenever the model changes (what depends on the model re-fits)
         self.seed = seed
         self.generator = torch.Generator(device="cpu").manual_seed(seed)

@@ -100,15 +100,17 @@ class GANCreator(_Adapter):
 
 class DiffusionCreator(_Adapter):
     kind = "diffusion"
-    capabilities = frozenset({"guidance", "steps", "trainable"})
+    # not yet "trainable": the finetune action rebuilds GANs only
+    capabilities = frozenset({"guidance", "steps"})
 
     def sample(self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any) -> Drawn:
         unknown = set(options) - {"sampler", "steps", "guidance"}
         if unknown:
             raise ValueError(f"unknown sampling options {sorted(unknown)}: use sampler, steps, guidance")
         labels = self._labels(n, condition)
+        options = {**self.model.defaults, **options}  # the state that replays them, defaults included
         images = self.model.sample(n=n, labels=labels, seed=seed, **options)
-        return Drawn(images, labels, seed=seed, options=dict(options))
+        return Drawn(images, labels, seed=seed, options=options)
 
 
 ADAPTERS = {"gan": GANCreator, "diffusion": DiffusionCreator}

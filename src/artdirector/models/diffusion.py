@@ -35,23 +35,26 @@ SAMPLERS = ("ddpm", "ddim", "dpm++")
 
 def _ema_with_warmup(decay: float):
     """EMA whose decay ramps up as min(decay, (1 + k) / (10 + k)) after k updates (the warm-up of
-    diffusers' EMAModel and of Karras et al.): a fixed 0.999 would still be about a third initial weights
-    after 1,000 steps, which a short run cannot afford."""
+    diffusers' EMAModel): a fixed 0.999 would still be about a third initial weights after 1,000 steps,
+    which a short run cannot afford. One decay per update (one host sync), applied with a foreach lerp.
+    Float parameters and buffers only (the backbones here have no integer buffers)."""
 
-    def avg(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+    def avg(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
         k = float(num_averaged)
         d = min(decay, (1 + k) / (10 + k))
-        return d * averaged + (1 - d) * current
+        torch._foreach_lerp_(averaged, current, 1 - d)
 
     return avg
 
 
 def make_scheduler(sampler: str, config: Mapping[str, Any]):
     """A diffusers scheduler for ``sampler``, from the training schedule's config."""
+    # "trailing" spacing starts at t = T - 1 (pure noise, what the sampler is given) at any step count;
+    # diffusers' default "leading" would start 25 steps at t = 960, where the model expects some image
     if sampler == "ddpm":
-        return DDPMScheduler.from_config(config)
+        return DDPMScheduler.from_config(config, timestep_spacing="trailing")
     if sampler == "ddim":
-        return DDIMScheduler.from_config(config)
+        return DDIMScheduler.from_config(config, timestep_spacing="trailing")
     if sampler == "dpm++":
         return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
     raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
@@ -103,8 +106,9 @@ class DiffusionModule(ExactResume, L.LightningModule):
         ]
         self.save_hyperparameters(ignore=injected)
         self.backbone = build_module(backbone)
+        self._no_dropout_in_label_embedder()  # before the EMA copy, so that the copy has it off too
         self.ema = (
-            AveragedModel(self.backbone, avg_fn=_ema_with_warmup(ema_decay), use_buffers=True)
+            AveragedModel(self.backbone, multi_avg_fn=_ema_with_warmup(ema_decay), use_buffers=True)
             if ema_decay > 0
             else None
         )
@@ -119,7 +123,6 @@ class DiffusionModule(ExactResume, L.LightningModule):
         self.train_scheduler = DDPMScheduler(
             num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, clip_sample=True
         )
-        self._no_dropout_in_label_embedder()
 
     def _no_dropout_in_label_embedder(self) -> None:
         """DiT's label embedder drops labels itself in train mode; the null label is ours to draw here (the
@@ -181,7 +184,19 @@ class DiffusionModule(ExactResume, L.LightningModule):
         if self.ema is not None:
             self.ema.update_parameters(self.backbone)
 
-    # ---- sampling --------------------------------------------------------------------------------
+    # ---- sampling -------------------------------------------------------------------------------
+    def guided_eps(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance: float, net: nn.Module | None = None
+    ) -> torch.Tensor:
+        """Classifier-free guidance: eps_u + w (eps_c - eps_u), conditional and unconditional in one batch of
+        2N; rows that ask for the null class get eps_u. ``guidance == 1``: one plain conditional pass."""
+        if guidance == 1.0:
+            return self.eps(x, t, y, net)
+        null = torch.full_like(y, self.null_label)
+        e_c, e_u = self.eps(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]), net).chunk(2)
+        e = e_u + guidance * (e_c - e_u)
+        return torch.where((y == self.null_label).view(-1, 1, 1, 1), e_u, e)
+
     def sampling_net(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.backbone
 
@@ -232,19 +247,11 @@ class DiffusionModule(ExactResume, L.LightningModule):
         x = x.to(self.device) * sched.init_noise_sigma
         y = y.to(self.device)
         guided = guidance != 1.0 and bool((y != self.null_label).any())
-        null = torch.full_like(y, self.null_label)
         try:
             for t in sched.timesteps:
                 tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
                 xin = sched.scale_model_input(x, t)
-                if guided:
-                    e_c, e_u = self.eps(
-                        torch.cat([xin, xin]), torch.cat([tt, tt]), torch.cat([y, null]), net
-                    ).chunk(2)
-                    e = e_u + guidance * (e_c - e_u)
-                    e = torch.where((y == self.null_label).view(-1, 1, 1, 1), e_u, e)
-                else:
-                    e = self.eps(xin, tt, y, net)
+                e = self.guided_eps(xin, tt, y, guidance if guided else 1.0, net)
                 # stochastic samplers (DDPM) draw their step noise from `gen` (CPU), so replays are exact
                 x = sched.step(e.float(), t, x.float(), generator=gen).prev_sample
         finally:

@@ -134,17 +134,21 @@ class GANModule(ExactResume, L.LightningModule):
         """A conditional GAN asked for n images with no labels draws the classes in turn (balanced)."""
         return torch.arange(n, device=self.device) % self.num_classes if self.num_classes else None
 
+    def _check_labels(self, labels: torch.Tensor | None) -> None:
+        if self.num_classes and labels is None:
+            raise ValueError(
+                "a class-conditional GAN needs the labels of its images (only sample() draws them)"
+            )
+        if not self.num_classes and labels is not None:
+            raise ValueError("an unconditional GAN takes no labels")
+
     def _g(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if not self.num_classes:
-            return self.generator(z)
-        labels = self.default_labels(z.shape[0]) if labels is None else labels
-        return self.generator(z, labels.to(z.device))
+        self._check_labels(labels)
+        return self.generator(z, labels.to(z.device)) if self.num_classes else self.generator(z)
 
     def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if not self.num_classes:
-            return self.discriminator(x)
-        labels = self.default_labels(x.shape[0]) if labels is None else labels
-        return self.discriminator(x, labels.to(x.device))
+        self._check_labels(labels)
+        return self.discriminator(x, labels.to(x.device)) if self.num_classes else self.discriminator(x)
 
     @torch.no_grad()
     def sample(
