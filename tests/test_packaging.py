@@ -52,7 +52,8 @@ def test_wheel_install_runs_train_evaluate_agent_from_elsewhere(tmp_path) -> Non
         "model.generator.base_channels=16",
         "model.discriminator.base_channels=8",
     ]
-    run("artdirector-train", *tiny, "debug=fdr", "hydra.run.dir=outputs/train")
+    # one real (tiny) epoch: a fast_dev_run writes no checkpoint (Lightning skips them there)
+    run("artdirector-train", *tiny, "trainer.max_epochs=1", "data.n_train=64", "hydra.run.dir=outputs/train")
     run("artdirector-train", "data=mnist5k", "debug=fdr", "trainer=cpu", "hydra.run.dir=outputs/bundled")
     ckpt = work / "outputs" / "train" / "checkpoints" / "last.ckpt"
     run_json = json.loads((work / "outputs" / "train" / "run.json").read_text())
@@ -76,4 +77,16 @@ def test_wheel_install_runs_train_evaluate_agent_from_elsewhere(tmp_path) -> Non
         "hydra.run.dir=outputs/agent",
     )
     assert (work / "outputs" / "agent" / "trace.json").is_file()
+    # no ckpt=: the zoo shipped inside the wheel
+    run(
+        "artdirector-agent",
+        "data=fake",
+        "n=8",
+        "n_real=16",
+        "budget.steps=0",
+        "device=cpu",
+        "hydra.run.dir=outputs/zoo",
+    )
+    trace = json.loads((work / "outputs" / "zoo" / "trace.json").read_text())
+    assert str(site) in json.dumps(trace) and "dcgan.ckpt" in json.dumps(trace)
     assert sorted(p.name for p in work.iterdir()) == ["outputs"]  # nothing scattered elsewhere
