@@ -7,11 +7,13 @@ from artdirector.data.datamodules import (
     Mnist5kDataModule,
     TorchvisionDataModule,
 )
+from artdirector.data.folder import ImageFolderDataModule
 
 __all__ = [
     "DatasetUnavailableError",
     "FakeDataModule",
     "ImageDataModule",
+    "ImageFolderDataModule",
     "Mnist5kDataModule",
     "TorchvisionDataModule",
 ]

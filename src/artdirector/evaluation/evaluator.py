@@ -375,6 +375,11 @@ class Evaluator:
     def _precision_recall(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, torch.Tensor]:
         k = self.pr_k
         n = min(real.shape[0], fake.shape[0])
+        if n <= k:  # k-NN manifolds need more than k samples on each side: no number rather than a crash
+            log.warning(
+                "precision/recall need more than k=%d samples on each side, got %d: reported as NaN", k, n
+            )
+            return math.nan, math.nan, torch.full((fake.shape[0],), math.nan)
         if n not in self._real_radii:  # equal counts: a fixed random subset of the reference
             subset = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(self.seed))[:n]
             self._real_radii[n] = (real[subset], knn_radii(real[subset], k))
