@@ -23,10 +23,12 @@ from pathlib import Path
 
 import torch
 
+from artdirector.creators import ADAPTERS
 from artdirector.data import TorchvisionDataModule
 from artdirector.evaluation import Evaluator, LeNetFeatures
 from artdirector.io import save_grid, write_json
-from artdirector.models.checkpoint import checkpoint_kind, load_module, read_checkpoint
+from artdirector.models.base import balanced_labels
+from artdirector.models.checkpoint import checkpoint_kind, module_class, read_checkpoint
 
 
 def sync(device: torch.device) -> None:
@@ -34,21 +36,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def draw(model, labels: torch.Tensor | None, n: int, seed: int, **opts) -> torch.Tensor:
-    if checkpoint_kind_of(model) == "diffusion":
-        return model.sample(labels=labels, n=n, seed=seed, **opts)
-    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-    return model.sample(z=z, labels=labels).cpu()
-
-
-def checkpoint_kind_of(model) -> str:
-    return getattr(model, "kind", "gan")
-
-
-def timed(model, labels, n, seed, device, **opts) -> tuple[torch.Tensor, float]:
+def timed(creator, labels, n, seed, device, **opts) -> tuple[torch.Tensor, float]:
     sync(device)
     t0 = time.perf_counter()
-    images = draw(model, labels, n, seed, **opts)
+    images = creator.sample(n, condition=labels, seed=seed, **opts).images
     sync(device)
     return images, time.perf_counter() - t0
 
@@ -61,15 +52,17 @@ def conformance(pred: torch.Tensor, want: torch.Tensor, classes: int) -> dict:
 def card_for(
     path: Path, ev: Evaluator, ev_steps: Evaluator, floor: tuple[float, float], args, device: torch.device
 ) -> dict:
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path)  # read once: the model and the card's epoch/step both come from it
     kind = checkpoint_kind(ckpt)
-    model = load_module(path, map_location=device)
-    classes = int(getattr(model, "num_classes", 0) or 0)
-    labels = torch.arange(args.n) % classes if classes else None
+    creator = ADAPTERS[kind](module_class(kind).from_loaded(ckpt, path, device), path)
+    model, classes = creator.model, creator.num_classes
+    labels = balanced_labels(args.n, classes) if classes else None
     params = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("ema."))
     opts = {"steps": args.sample_steps} if kind == "diffusion" and args.sample_steps else {}
-    draw(model, labels[:8] if labels is not None else None, 8, 0, **opts)  # warm-up (kernels, allocator)
-    images, seconds = timed(model, labels, args.n, args.seed, device, **opts)
+    timed(
+        creator, labels[:8] if labels is not None else None, 8, 0, device, **opts
+    )  # warm-up (kernels, allocator)
+    images, seconds = timed(creator, labels, args.n, args.seed, device, **opts)
     save_grid(images[:100], (args.out or path.parent) / f"{path.stem}.grid.png", nrow=10)
     r = ev.evaluate(images)
     card = {
@@ -96,23 +89,23 @@ def card_for(
         card["conformance"] = conformance(r.labels, labels, classes)
     if kind == "diffusion":
         card["sampler"] = {**model.defaults, **opts}
-        card["sampling"] = sampling_sweep(model, ev_steps, args, device)
+        card["sampling"] = sampling_sweep(creator, ev_steps, args, device)
     return card
 
 
-def sampling_sweep(model, ev: Evaluator, args, device: torch.device) -> list[dict]:
+def sampling_sweep(creator, ev: Evaluator, args, device: torch.device) -> list[dict]:
     """images/s per sampler and step count (timed on --time-n images); FID at --steps-n for 25 vs 250."""
     rows = []
     m = args.steps_n
-    labels = torch.arange(m) % model.num_classes
+    labels = balanced_labels(m, creator.num_classes)
     for sampler in ("dpm++", "ddpm"):
         for steps in args.steps:
             _, sec = timed(
-                model, labels[: args.time_n], args.time_n, args.seed, device, sampler=sampler, steps=steps
+                creator, labels[: args.time_n], args.time_n, args.seed, device, sampler=sampler, steps=steps
             )
             row = {"sampler": sampler, "steps": steps, "images_per_s": args.time_n / sec}
             if steps in args.fid_steps:
-                images = draw(model, labels, m, args.seed, sampler=sampler, steps=steps)
+                images, _ = timed(creator, labels, m, args.seed, device, sampler=sampler, steps=steps)
                 rep = ev.evaluate(images)
                 row.update({"n": m, "fid": rep.fid, "fid_se": rep.fid_se, "kid": rep.kid})
             rows.append(row)

@@ -11,22 +11,13 @@ run, the epoch and step, and the source checkpoint's SHA-256.
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import torch
 import yaml
 
-from artdirector.io import write_json
+from artdirector.io import file_sha256, write_json
 from artdirector.models.checkpoint import KIND_KEY, read_checkpoint
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export(ckpt_path: Path, name: str, out: Path) -> Path:
@@ -52,7 +43,12 @@ def export(ckpt_path: Path, name: str, out: Path) -> Path:
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
         "pytorch-lightning_version": ckpt.get("pytorch-lightning_version"),
-        "zoo": {"name": name, "source": str(ckpt_path), "source_sha256": sha256(ckpt_path), "recipe": recipe},
+        "zoo": {
+            "name": name,
+            "source": str(ckpt_path),
+            "source_sha256": file_sha256(ckpt_path),
+            "recipe": recipe,
+        },
     }
     out.mkdir(parents=True, exist_ok=True)
     dest = out / f"{name}.ckpt"
@@ -63,7 +59,7 @@ def export(ckpt_path: Path, name: str, out: Path) -> Path:
         out / f"{name}.export.json",
         {
             "name": name,
-            "sha256": sha256(dest),
+            "sha256": file_sha256(dest),
             **slim["zoo"],
             "epoch": slim["epoch"],
             "global_step": slim["global_step"],

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
+from artdirector.models.base import balanced_labels
 from artdirector.models.checkpoint import load_module
 
 CAPABILITIES = frozenset({"latent", "critic", "trainable", "guidance", "steps"})
@@ -72,7 +73,7 @@ class _Adapter:
 
     def _labels(self, n: int, condition: torch.Tensor | None) -> torch.Tensor | None:
         if condition is None:
-            return torch.arange(n) % self.num_classes if self.num_classes else None
+            return balanced_labels(n, self.num_classes) if self.num_classes else None
         if not self.num_classes:
             raise ValueError(f"{self.name} is unconditional: it accepts no class condition")
         condition = torch.as_tensor(condition).long().reshape(-1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,30 @@ def build_module(spec: Any) -> nn.Module:
     if isinstance(spec, Mapping) and "_target_" in spec:
         return instantiate(spec)
     raise TypeError(f"expected an nn.Module or a Hydra config with _target_, got {type(spec).__name__}")
+
+
+def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
+    """n class labels taking the classes in turn (0, 1, ..., C-1, 0, ...): what a conditional creator
+    draws when asked for images without a condition."""
+    return torch.arange(n) % num_classes
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; the weights were left as they were before that step."""
+
+
+def last_good_checkpoint(trainer: Any) -> str:
+    """The newest checkpoint the run has written, for error messages."""
+    paths = [
+        Path(p)
+        for cb in (getattr(trainer, "checkpoint_callbacks", None) or [])
+        for p in (getattr(cb, "last_model_path", ""), getattr(cb, "best_model_path", ""))
+        if p and Path(p).is_file()
+    ]
+    if not paths:
+        return "none written yet (the run failed before its first checkpoint)"
+    last = [p for p in paths if p.name == "last.ckpt"]  # written every epoch: the newest state there is
+    return str(last[0] if last else max(paths, key=lambda p: p.stat().st_mtime))
 
 
 def rng_states() -> dict[str, Any]:

@@ -27,7 +27,14 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from artdirector.errors import ConfigError
-from artdirector.models.base import ExactResume, build_module, plain
+from artdirector.models.base import (
+    ExactResume,
+    NonFiniteLossError,
+    balanced_labels,
+    build_module,
+    last_good_checkpoint,
+    plain,
+)
 from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
@@ -163,8 +170,6 @@ class DiffusionModule(ExactResume, L.LightningModule):
         x_t = self.train_scheduler.add_noise(x, noise, t)
         loss = F.mse_loss(self.eps(x_t, t, y).float(), noise.float())
         if not torch.isfinite(loss):
-            from artdirector.models.gan import NonFiniteLossError, last_good_checkpoint
-
             raise NonFiniteLossError(
                 f"train/loss became {loss.item()} at step {self.global_step}; last good checkpoint: "
                 f"{last_good_checkpoint(self._trainer)}"
@@ -258,20 +263,19 @@ class DiffusionModule(ExactResume, L.LightningModule):
             net.train(was)
         return x.clamp(-1, 1).cpu()
 
-    def balanced_labels(self, n: int) -> torch.Tensor:
-        return torch.arange(n) % self.num_classes
-
     def _callback_steps(self) -> int | None:
         """A fast_dev_run only checks the wiring: its callbacks sample with 2 steps."""
         return 2 if self._trainer is not None and self.trainer.fast_dev_run else None
 
     def eval_samples(self, n: int, seed: int = 0) -> torch.Tensor:
         """n samples with the classes in turn, with the default sampler (what the FID callback scores)."""
-        return self.sample(labels=self.balanced_labels(n), seed=seed, steps=self._callback_steps())
+        return self.sample(
+            labels=balanced_labels(n, self.num_classes), seed=seed, steps=self._callback_steps()
+        )
 
     def fixed_samples(self) -> torch.Tensor:
         """The same 16 samples (fixed noise, classes 0-9 then 0-5) every epoch, for the grid callback."""
-        return self.sample(labels=self.balanced_labels(16), seed=0, steps=self._callback_steps())
+        return self.sample(labels=balanced_labels(16, self.num_classes), seed=0, steps=self._callback_steps())
 
     # ---- checkpoints -----------------------------------------------------------------------------
     @classmethod

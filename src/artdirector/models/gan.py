@@ -14,12 +14,15 @@ from hydra.utils import instantiate
 from torch import nn
 
 from artdirector.errors import ConfigError
-from artdirector.models.base import ExactResume, build_module, plain
+from artdirector.models.base import (
+    ExactResume,
+    NonFiniteLossError,
+    balanced_labels,
+    build_module,
+    last_good_checkpoint,
+    plain,
+)
 from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/inf loss; the weights were left as they were before that step."""
 
 
 @contextlib.contextmanager
@@ -33,20 +36,6 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, flag in zip(modules, was_training, strict=True):
             m.train(flag)
-
-
-def last_good_checkpoint(trainer: L.Trainer | None) -> str:
-    """The newest checkpoint the run has written, for error messages."""
-    paths = [
-        Path(p)
-        for cb in (getattr(trainer, "checkpoint_callbacks", None) or [])
-        for p in (getattr(cb, "last_model_path", ""), getattr(cb, "best_model_path", ""))
-        if p and Path(p).is_file()
-    ]
-    if not paths:
-        return "none written yet (the run failed before its first checkpoint)"
-    last = [p for p in paths if p.name == "last.ckpt"]  # written every epoch: the newest state there is
-    return str(last[0] if last else max(paths, key=lambda p: p.stat().st_mtime))
 
 
 UPDATE_RULES = ("simultaneous", "alternating")
@@ -132,7 +121,7 @@ class GANModule(ExactResume, L.LightningModule):
 
     def default_labels(self, n: int) -> torch.Tensor | None:
         """A conditional GAN asked for n images with no labels draws the classes in turn (balanced)."""
-        return torch.arange(n, device=self.device) % self.num_classes if self.num_classes else None
+        return balanced_labels(n, self.num_classes).to(self.device) if self.num_classes else None
 
     def _check_labels(self, labels: torch.Tensor | None) -> None:
         if self.num_classes and labels is None:
