@@ -1,4 +1,10 @@
-"""``python scripts/evaluate.py ckpt=PATH``: metrics of a generator checkpoint, written beside it as JSON."""
+"""``python scripts/evaluate.py ckpt=PATH``: metrics of a generator checkpoint, written beside it as JSON.
+
+Besides FID & co., the JSON's ``copy_rate`` says whether the samples are copies of training images
+(:mod:`artdirector.evaluation.copying`): the share of samples nearer to a training image than the 1st
+percentile of held-out (report split) real images are, with its uncertainty, threshold, the number of
+training images searched, and a PNG grid of the closest sample/train pairs beside the checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from artdirector.errors import at_least, check_settings, report_user_errors
+from artdirector.errors import ConfigError, at_least, check_settings, report_user_errors
 from artdirector.evaluation import Evaluator
+from artdirector.evaluation.copying import copy_rate, save_pairs_grid
 from artdirector.io import file_sha256, write_json
 from artdirector.models.checkpoint import read_checkpoint
 from artdirector.models.gan import GANModule
@@ -25,6 +32,59 @@ log = logging.getLogger(__name__)
 
 def metrics_path(ckpt: Path, evaluator: str, n: int) -> Path:
     return ckpt.with_name(f"{ckpt.stem}.{evaluator}-{n}.metrics.json")
+
+
+def copies_path(ckpt: Path, evaluator: str, n: int) -> Path:
+    return ckpt.with_name(f"{ckpt.stem}.{evaluator}-{n}.copies.png")
+
+
+def copy_check(
+    evaluator: Evaluator,
+    datamodule,
+    samples: torch.Tensor,
+    features: torch.Tensor,
+    grid: Path | None,
+    n_train: int | None = None,
+    quantile: float = 0.01,
+    k_pairs: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The copy rate of ``samples`` (their ``features`` already extracted) against the first ``n_train``
+    training images (all: None; cached as reference features), the threshold set by the evaluator's
+    reference when it is the report split (else the report split itself), and a grid of the
+    ``k_pairs`` closest sample/train pairs written to ``grid``. JSON-ready."""
+    n_total = datamodule.num_images("train")
+    n_train = n_total if n_train is None else min(n_train, n_total)
+    train, _ = evaluator.split_features(datamodule, "train", n_train, progress=progress)
+    key = evaluator.reference_key or {}
+    if key.get("split") == "report" and evaluator.real_features is not None:
+        heldout = evaluator.real_features
+    else:
+        heldout, _ = evaluator.split_features(datamodule, "report", progress=progress)
+    rep = copy_rate(features, train, heldout, quantile=quantile, k_pairs=k_pairs, seed=seed)
+    if grid is not None and rep.closest:
+        save_pairs_grid(
+            samples[[s for s, _, _ in rep.closest]].cpu(),
+            datamodule.images_at("train", [t for _, t, _ in rep.closest]),
+            grid,
+        )
+    return {
+        **rep.summary(),
+        "n_train_total": n_total,
+        "heldout_split": "report",
+        "feature_network": evaluator.identity,
+        "pairs_grid": str(grid) if grid is not None else None,
+        "note": (
+            "share of samples at most `threshold` from a training image, the `quantile` of held-out "
+            "real images' nearest-train distances; about `quantile` for new images, 1 for copies"
+            + (
+                f"; only {n_train} of {n_total} training images searched: copies of the others are missed"
+                if n_train < n_total
+                else ""
+            )
+        ),
+    }
 
 
 @torch.no_grad()
@@ -49,6 +109,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         {
             "n_samples": (at_least(2), "an integer >= 2 (FID needs two samples)"),
             "n_real": (at_least(2), "an integer >= 2"),
+            "copying.quantile": (lambda q: 0 < q < 1, "a number in (0, 1)"),
+            "copying.k_pairs": (at_least(1), "an integer >= 1"),
         },
     )
     device = resolve_device(cfg.device)
@@ -67,6 +129,26 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     evaluator.set_reference_from(datamodule, cfg.split, cfg.n_real, progress=True)
     images = generate(model, cfg.n_samples, cfg.seed, progress=True)
     report = evaluator.evaluate(images, progress=True)
+    copying = None
+    if cfg.copying.enabled:
+        if cfg.copying.n_train is not None and not (
+            isinstance(cfg.copying.n_train, int) and cfg.copying.n_train >= 1
+        ):
+            raise ConfigError(
+                f"copying.n_train={cfg.copying.n_train} is not allowed: it must be null (all) or >= 1"
+            )
+        copying = copy_check(
+            evaluator,
+            datamodule,
+            images,
+            report.features,
+            copies_path(ckpt_path, evaluator.name, report.n_fake),
+            n_train=cfg.copying.n_train,
+            quantile=cfg.copying.quantile,
+            k_pairs=cfg.copying.k_pairs,
+            seed=cfg.seed,
+            progress=True,
+        )
     result = {
         "checkpoint": str(ckpt_path),
         "checkpoint_sha256": file_sha256(ckpt_path),
@@ -83,6 +165,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "mean_realism": float(report.realism.mean()),
             "mean_confidence": float(report.confidence.mean()) if report.confidence is not None else None,
         },
+        "copy_rate": copying,
         "n_samples": report.n_fake,
         "n_real": report.n_real,
         "reference": evaluator.reference_key,
@@ -103,6 +186,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         report.recall,
         out,
     )
+    if copying is not None:
+        log.info(
+            "copy rate %.2f%% +- %.2f%% (%d samples against %d training images, threshold %.4g) -> %s",
+            100 * copying["copy_rate"],
+            100 * copying["se"],
+            copying["n_samples"],
+            copying["n_train"],
+            copying["threshold"],
+            copying["pairs_grid"],
+        )
     return result
 
 

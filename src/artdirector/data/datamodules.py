@@ -146,6 +146,18 @@ class ImageDataModule(L.LightningDataModule):
         loader = DataLoader(Subset(ds, range(n)), batch_size=1000, shuffle=False, generator=torch.Generator())
         return torch.cat([x for x, _ in loader])
 
+    def real_labels(self, split: str = "report", n: int | None = None) -> torch.Tensor:
+        """The labels of the first ``n`` images of a split (int64), in ``real_images``' order."""
+        ds = self._split(split)
+        n = len(ds) if n is None else n
+        loader = DataLoader(Subset(ds, range(n)), batch_size=1000, shuffle=False, generator=torch.Generator())
+        return torch.cat([torch.as_tensor(y).long().reshape(-1) for _, y in loader])
+
+    def images_at(self, split: str, indices) -> torch.Tensor:
+        """The images at these indices of a split (e.g. the nearest neighbours a search found), stacked."""
+        ds = self._split(split)
+        return torch.stack([ds[int(i)][0] for i in indices])
+
     def describe(self) -> str:
         return self.name
 

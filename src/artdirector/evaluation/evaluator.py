@@ -216,6 +216,17 @@ class Evaluator:
                 available,
             )
         n = available if n is None else min(n, available)
+        feats, key = self.split_features(datamodule, split, n, progress=progress)
+        self._use_reference(feats, key)
+        return feats
+
+    def split_features(
+        self, datamodule, split: str, n: int | None = None, progress: bool = False
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Features of the first ``n`` images (all: None) of a data module's split and their cache key,
+        through the reference cache (the same entries ``set_reference_from`` uses); sets no reference."""
+        dataset = datamodule.describe()
+        n = datamodule.num_images(split) if n is None else n
         key = {"dataset": dataset, "split": split, "feature_net": self.identity, "n": n}
         feats = self.cache.load_or_build(
             key,
@@ -225,8 +236,7 @@ class Evaluator:
                 description=f"reference {dataset}/{split}",
             ),
         )
-        self._use_reference(feats, key)
-        return feats
+        return feats, key
 
     def _use_reference(self, feats: torch.Tensor, key: dict[str, Any]) -> None:
         self.real_features, self.reference_key = feats, key
@@ -357,9 +367,20 @@ class Evaluator:
         below it at this n and feature network."""
         if real_images.shape[0] < n:
             raise ValueError(f"the floor at n={n} needs {n} real images, got {real_images.shape[0]}")
-        draws = max(1, min(draws, real_images.shape[0] // n))
-        perm = torch.randperm(real_images.shape[0], generator=torch.Generator().manual_seed(seed))
-        fids = [self.frechet(self.features(real_images[perm[i * n : (i + 1) * n]])) for i in range(draws)]
+        return self._floor(real_images, n, draws, seed, self.features)
+
+    def floor_features(
+        self, real_features: torch.Tensor, n: int, draws: int = 3, seed: int = 0
+    ) -> tuple[float, float]:
+        """:meth:`floor` from already extracted features (the same draws for the same ``seed``)."""
+        if real_features.shape[0] < n:
+            raise ValueError(f"the floor at n={n} needs {n} real features, got {real_features.shape[0]}")
+        return self._floor(real_features, n, draws, seed, lambda f: f)
+
+    def _floor(self, real, n: int, draws: int, seed: int, features) -> tuple[float, float]:
+        draws = max(1, min(draws, real.shape[0] // n))
+        perm = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(seed))
+        fids = [self.frechet(features(real[perm[i * n : (i + 1) * n]])) for i in range(draws)]
         mean = sum(fids) / len(fids)
         sd = math.sqrt(sum((f - mean) ** 2 for f in fids) / (len(fids) - 1)) if len(fids) > 1 else math.nan
         return mean, sd
