@@ -299,11 +299,13 @@ def test_policies_never_offer_an_action_the_creator_cannot_do() -> None:
     from artdirector.agents.types import Stop
     from artdirector.creators import DiffusionCreator, GANCreator
 
-    everything = ["drs", "langevin", "dot", "truncation", "finetune"]
+    everything = ["drs", "langevin", "dot", "truncation", "finetune", "guidance", "steps"]
+    gan = ["drs", "langevin", "dot", "truncation", "finetune"]
     cases = {
-        (GANCreator.capabilities, True): everything,
-        (GANCreator.capabilities, False): ["drs", "finetune"],  # latent actions need the samples' latents
-        (DiffusionCreator.capabilities, False): [],  # DRS & co need a critic; finetune is GAN-only so far
+        (GANCreator.capabilities, True): gan,
+        (GANCreator.capabilities, False): ["finetune"],  # latent actions need the samples' latents
+        # DRS & co need a critic and latents; finetune is GAN-only so far; guidance and steps are diffusion's
+        (DiffusionCreator.capabilities, False): ["guidance", "steps"],
         (frozenset(), False): [],
     }
     for (caps, latents), expected in cases.items():

@@ -7,13 +7,14 @@ import base64
 import json
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
 import torch
 
 from artdirector.agents import Candidate, Director, RulePolicy, ThresholdPolicy, interpret
-from artdirector.agents.generation import rank_by_catalogue
+from artdirector.creators.routing import read_evidence, route
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
@@ -209,7 +210,15 @@ def test_catalogue_compares_only_like_with_like(tmp_path) -> None:
     entry(a, 50.0)
     entry(b, 40.0)
     entry(a, 1.0, n=64)  # a smaller n: not comparable with b's n=1000
-    entry(a, 2.0, tag="x", split="selection")  # another split
+    entry(a, 2.0, tag="x", split="selection")  # another split, which only a was measured on
     entry(b, 100.0, tag="y", sha="0" * 64)  # written for other bytes: stale
-    ranked, why = rank_by_catalogue([a, b], "lenet")
-    assert ranked == [b, a] and "n=1000" in why and "report split" in why
+
+    def creator(path):
+        return SimpleNamespace(name=path.stem, path=path, accepts=frozenset({"nothing"}), card=None)
+
+    r = route([read_evidence(creator(a)), read_evidence(creator(b))])
+    assert r.chosen == 1 and r.key == (1000, "lenet:1", "report")
+    assert (
+        "n=1000" in r.why and "report split" in r.why and "no selection-split evidence was recorded" in r.why
+    )
+    assert [row["fid"] for row in r.table] == [50.0, 40.0]

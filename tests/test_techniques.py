@@ -13,6 +13,7 @@ move the sample distribution towards the data, not merely raise the discriminato
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import torch
 
@@ -48,13 +49,13 @@ class ToyGAN(torch.nn.Module):
     latent_dim = 2
     device = torch.device("cpu")
 
-    def sample(self, n=None, z=None, batch_size=1024):
+    def sample(self, n=None, z=None, labels=None, batch_size=1024):
         return z.detach().clone()
 
-    def generate(self, z):
+    def generate(self, z, labels=None):
         return z
 
-    def discriminate(self, x):
+    def discriminate(self, x, labels=None):
         return log_p_data(x) - log_p_g(x)
 
 
@@ -62,18 +63,23 @@ class ToyGeneration:
     """The slice of the Generation Agent that the Refinement Agent uses."""
 
     latent_dim, device, ckpt, model_version = 2, torch.device("cpu"), "toy", 0
+    capabilities = frozenset({"latent", "critic"})
 
     def __init__(self, seed: int = 0) -> None:
         self.model = ToyGAN()
+        self.creator = SimpleNamespace(name="toy", kind="gan", num_classes=0, model=self.model)
         self.generator = torch.Generator().manual_seed(seed)
 
     def latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, 2, generator=self.generator)
 
-    def from_latents(self, z, history=None, model=None) -> Samples:
+    def from_latents(self, z, history=None, model=None, labels=None) -> Samples:
         return Samples(
             images=(model or self.model).sample(z=z), latents=z, model="toy", history=history or []
         )
+
+    def critic(self, images, labels=None, model=None):
+        return (model or self.model).discriminate(images)
 
 
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 0.5) -> float:

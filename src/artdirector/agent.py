@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,6 +26,32 @@ from artdirector.errors import at_least, check_settings, report_user_errors
 from artdirector.runtime import CONFIG_DIR, ZOO_DIR, resolve_device
 
 log = logging.getLogger(__name__)
+
+
+def labelled_images(
+    datamodule, split: str, n: int | None = None, classes: tuple[int, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images of a split (of the given ``classes`` only, when given) with their labels."""
+    from torch.utils.data import DataLoader
+
+    ds = datamodule._split(split)
+    loader = DataLoader(ds, batch_size=1000, shuffle=False, generator=torch.Generator())
+    xs, ys, have = [], [], 0
+    for x, y in loader:
+        if classes:
+            keep = torch.isin(y, torch.tensor(classes))
+            x, y = x[keep], y[keep]
+        xs.append(x)
+        ys.append(y)
+        have += len(y)
+        if n is not None and have >= n:
+            break
+    x, y = torch.cat(xs), torch.cat(ys)
+    return (x, y) if n is None else (x[:n], y[:n])
+
+
+def zoo_checkpoints() -> list[str]:
+    return [str(p) for p in sorted(ZOO_DIR.glob("*.ckpt"))]
 
 
 def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
@@ -45,28 +73,59 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     device = resolve_device(cfg.device)
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
     log.info("request %r: %s", request.text, request.understood)
-    if cfg.ckpt is None:  # straight after install: the shipped zoo's seed DCGAN
-        ckpts = [str(ZOO_DIR / "dcgan.ckpt")]
-        log.info("no ckpt= given: using the shipped zoo model %s (see docs/zoo.md)", ckpts[0])
+    if cfg.ckpt is None:  # straight after install: every creator the package ships, routed by its card
+        ckpts = zoo_checkpoints()
+        log.info(
+            "no ckpt= given: choosing among the shipped zoo %s (see docs/zoo.md)",
+            [Path(c).stem for c in ckpts],
+        )
     else:
         ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
-    generation = GenerationAgent(ckpts, device=device, evaluator=cfg.evaluator.name, seed=cfg.seed)
+    generation = GenerationAgent(
+        ckpts,
+        device=device,
+        evaluator=cfg.evaluator.name,
+        seed=cfg.seed,
+        request=request,
+        selection=cfg.selection,
+        max_seconds_per_image=cfg.get("max_seconds_per_image"),
+        quality_bar=cfg.get("quality_bar"),
+        min_conformance=cfg.get("min_conformance", 0.0),
+    )
+    log.info("creator: %s", generation.why)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    # decisions against the selection split, the verdict against the report split, at equal reference n
-    n_ref = min(cfg.n_real, datamodule.num_images("selection"), datamodule.num_images("report"))
-    selection = instantiate(cfg.evaluator).to(device)
-    selection.set_reference_from(datamodule, "selection", n_ref, progress=True)
-    report = selection.copy_for(datamodule, "report", n_ref, progress=True)
-    # DRS calibrates on real images the discriminator never trained on (Azadi et al.): the selection split
-    calibration = datamodule.real_images("selection", min(1000, datamodule.num_images("selection")))
-    # the floors: real images of neither reference (the train split), three draws of n
-    floor_images = datamodule.real_images("train", min(3 * cfg.n, datamodule.num_images("train")))
+    classes = request.classes
     output_dir = Path(cfg.paths.output_dir)
+    selection = instantiate(cfg.evaluator).to(device)
+    if not classes:
+        # decisions against the selection split, the verdict against the report split, at equal reference n
+        n_ref = min(cfg.n_real, datamodule.num_images("selection"), datamodule.num_images("report"))
+        selection.set_reference_from(datamodule, "selection", n_ref, progress=True)
+        report = selection.copy_for(datamodule, "report", n_ref, progress=True)
+        # the floors: real images of neither reference (the train split), three draws of n
+        floor_images = datamodule.real_images("train", min(3 * cfg.n, datamodule.num_images("train")))
+    else:
+        # a class request is judged against real images of those classes only (class-conditional FID)
+        sel_x, _ = labelled_images(datamodule, "selection", classes=classes)
+        rep_x, _ = labelled_images(datamodule, "report", classes=classes)
+        n_ref = min(cfg.n_real, len(sel_x), len(rep_x))
+        name = f"{datamodule.describe()}[classes {','.join(map(str, classes))}]"
+        selection.set_reference(sel_x[:n_ref], dataset=name, split="selection", progress=True)
+        report = copy.copy(selection)
+        report.set_reference(rep_x[:n_ref], dataset=name, split="report", progress=True)
+        floor_images, _ = labelled_images(datamodule, "train", 3 * cfg.n, classes=classes)
+        log.info("class request %s: references of %d real images of those classes per split", classes, n_ref)
+    # DRS calibrates on real images the discriminator never trained on (Azadi et al.): the selection split,
+    # with their labels for a class-conditional critic
+    calibration, calibration_labels = labelled_images(
+        datamodule, "selection", min(1000, datamodule.num_images("selection")), classes=classes
+    )
     refinement = RefinementAgent(
         generation,
         real_images=calibration,
+        real_labels=calibration_labels,
         datamodule=datamodule,
         output_dir=output_dir,
         defaults=OmegaConf.to_container(cfg.refinement, resolve=True),

@@ -22,7 +22,6 @@ from artdirector.agents.policies import Policy, State
 from artdirector.agents.refinement import RefinementAgent
 from artdirector.agents.report import write_outputs
 from artdirector.agents.types import Action, Request, Samples, Stop
-from artdirector.creators import ADAPTERS
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +119,7 @@ class Director:
         start = time.perf_counter()
         memory, chain = Memory(), []
         initial_model, initial_ckpt = self.gen.model, self.gen.ckpt
+        self.creator_info = self.gen.creator.describe()
         floor = self._floors()
         target = self.target_fid
         if self.target_over_floor is not None and floor:
@@ -163,7 +163,7 @@ class Director:
                 target,
                 len(memory.refinements),
                 samples.latents is not None,
-                ADAPTERS[self.gen.model.kind].capabilities,  # what the creator in use can do
+                self.gen.capabilities,  # what the creator in use can do
             )
             decision = self.policy.decide(state, memory)
             if isinstance(decision, Stop):
@@ -246,7 +246,7 @@ class Director:
                 if link.model is not None:
                     self.gen.use_model(link.model, link.model_path)
                     replay = replay.derived(
-                        self.gen.from_latents(replay.latents).images,
+                        self.gen.from_latents(replay.latents, labels=replay.labels).images,
                         replay.latents,
                         f"{link.action} (replayed: its accepted model)",
                     )

@@ -13,16 +13,17 @@ import torch
 
 from artdirector.agents.types import Samples
 from artdirector.evaluation import Evaluator, Report
-from artdirector.models.gan import GANModule
 
 
 @dataclass
 class AgentReport:
-    """An evaluator report plus the discriminator's per-sample logits, and the split it was measured on."""
+    """An evaluator report plus, where the creator has them, the critic's per-sample logits and the class
+    each image was asked to be; and the split it was measured on."""
 
     report: Report
-    d_logits: torch.Tensor  # (N,) the current model's discriminator on each sample
+    d_logits: torch.Tensor | None  # (N,) the creator's critic (a GAN's discriminator); None without one
     split: str = "selection"
+    requested: torch.Tensor | None = None  # (N,) requested classes (conditional creators)
 
     @property
     def fid(self) -> float:
@@ -34,10 +35,20 @@ class AgentReport:
 
     def metrics(self) -> dict[str, float]:
         m = self.report.metrics()
-        m.update(mean_d_logit=float(self.d_logits.mean()), mean_realism=float(self.report.realism.mean()))
+        m["mean_realism"] = float(self.report.realism.mean())
+        if self.d_logits is not None:
+            m["mean_d_logit"] = float(self.d_logits.mean())
         if self.report.confidence is not None:
             m["mean_confidence"] = float(self.report.confidence.mean())
+        if (c := self.conformance()) is not None:
+            m["conformance"] = c
         return m
+
+    def conformance(self) -> float | None:
+        """The share of images the classifier assigns to the class they were asked to be."""
+        if self.requested is None or self.report.labels is None:
+            return None
+        return float((self.report.labels.cpu() == self.requested.cpu()).float().mean())
 
     def class_counts(self, num_classes: int = 10) -> list[int] | None:
         """How many samples the classifier assigns to each class (mode collapse shows at a glance)."""
@@ -49,8 +60,8 @@ class AgentReport:
 class EvaluationAgent:
     """Scores a batch against the selection reference (decisions) or the report reference (verdicts):
     FID with its bootstrap SE, KID with its std, precision/recall at equal counts (torchmetrics and
-    Kynkaanniemi et al.), and per sample the discriminator logit, the realism score and the classifier's
-    confidence and label."""
+    Kynkaanniemi et al.), class conformance for conditional creators, and per sample the critic's logit
+    (creators with a critic), the realism score and the classifier's confidence and label."""
 
     def __init__(self, selection: Evaluator, report: Evaluator | None = None) -> None:
         self.selection = selection
@@ -61,8 +72,21 @@ class EvaluationAgent:
         return self.selection
 
     @torch.no_grad()
-    def evaluate(self, samples: Samples, model: GANModule, split: str = "selection") -> AgentReport:
+    def evaluate(self, samples: Samples, model=None, split: str = "selection") -> AgentReport:
+        """``model``: the creator's module that made the samples; its critic (``discriminate``), if it has
+        one, scores each image with its label."""
         ev = self.selection if split == "selection" else self.report
         report = ev.evaluate(samples.images)
-        logits = torch.cat([model.discriminate(c.to(model.device)).cpu() for c in samples.images.split(500)])
-        return AgentReport(report=report, d_logits=logits, split=split)
+        logits = None
+        if model is not None and hasattr(model, "discriminate"):
+            y = samples.labels
+            logits = torch.cat(
+                [
+                    model.discriminate(
+                        samples.images[i : i + 500].to(model.device),
+                        None if y is None else y[i : i + 500].to(model.device),
+                    ).cpu()
+                    for i in range(0, len(samples), 500)
+                ]
+            )
+        return AgentReport(report=report, d_logits=logits, split=split, requested=samples.labels)

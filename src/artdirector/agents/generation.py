@@ -1,10 +1,15 @@
-"""The Generation Agent: picks the model for a request and samples from it."""
+"""The Generation Agent: picks the creator for a request from measured evidence and samples from it.
+
+Every model kind is reached through the Creator protocol (:mod:`artdirector.creators`): what it accepts
+(nothing, a class label) and what it can do (latents, a critic, guidance, steps, further training). The choice
+among several checkpoints is :func:`artdirector.creators.routing.route`: filter by what the request needs,
+rank by a configurable objective, and write every candidate and the reason into the trace.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +17,20 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.agents.types import Request, RequestError, Samples
+from artdirector.creators import Creator, load_creator, wrap
+from artdirector.creators.routing import read_evidence, route
 from artdirector.errors import InputError
 from artdirector.io import file_sha256
-from artdirector.models.gan import GANModule
+from artdirector.models.base import balanced_labels
 
 log = logging.getLogger(__name__)
 
 
-def catalogue(ckpt: Path, evaluator: str) -> list[dict[str, Any]]:
-    """The usable entries ``scripts/evaluate.py`` wrote for ``ckpt`` with ``evaluator``: measured on the report
-    split, for these very checkpoint bytes (an entry left from an earlier file of the same name is stale)."""
+def catalogue(ckpt: Path, evaluator: str, split: str = "report") -> list[dict[str, Any]]:
+    """The usable entries ``scripts/evaluate.py`` wrote for ``ckpt`` with ``evaluator``: measured on ``split``,
+    for these very checkpoint bytes (an entry left from an earlier file of the same name is stale)."""
     entries, digest = [], None
-    for path in sorted(ckpt.parent.glob(f"{ckpt.stem}.{evaluator}-*.metrics.json")):
+    for path in sorted(Path(ckpt).parent.glob(f"{Path(ckpt).stem}.{evaluator}-*.metrics.json")):
         try:
             e = json.loads(path.read_text())
             entry = {
@@ -40,47 +47,26 @@ def catalogue(ckpt: Path, evaluator: str) -> list[dict[str, Any]]:
             continue
         digest = digest or file_sha256(ckpt)
         if entry["sha256"] != digest:
-            log.info("ignoring %s: it was written for other bytes of %s", path, ckpt.name)
-        elif entry["split"] != "report":
-            log.info("ignoring %s: measured on the %s split, not report", path, entry["split"])
+            log.info("ignoring %s: it was written for other bytes of %s", path, Path(ckpt).name)
+        elif entry["split"] != split:
+            log.info("ignoring %s: measured on the %s split, not %s", path, entry["split"], split)
         else:
             entries.append(entry)
     return entries
 
 
-def rank_by_catalogue(paths: list[Path], evaluator: str) -> tuple[list[Path], str]:
-    """Order checkpoints by catalogued FID, comparing only entries of one (n, feature network) on the
-    report split: the combination most candidates have (the larger n on a tie). Uncatalogued ones last."""
-    cats = {p: catalogue(p, evaluator) for p in paths}  # each catalogue read once
-    keys = Counter(
-        (e["n"], e["features"])
-        for es in cats.values()
-        for e in {(x["n"], x["features"]): x for x in es}.values()
-    )
-    if not keys:
-        return paths, f"{paths[0]} (no usable catalogue entries: the first candidate)"
-    (n, feats), _ = max(keys.items(), key=lambda kv: (kv[1], kv[0][0]))
-    fid = {
-        p: min((e["fid"] for e in es if (e["n"], e["features"]) == (n, feats)), default=None)
-        for p, es in cats.items()
-    }
-    ranked = sorted(paths, key=lambda p: (fid[p] is None, fid[p] or 0.0))
-    best = ranked[0]
-    why = (
-        f"{best} has the lowest catalogued FID ({fid[best]:.3f}) of {sum(v is not None for v in fid.values())} "
-        f"comparable entries ({evaluator} features {feats}, n={n}, report split)"
-    )
-    return ranked, why
-
-
 class GenerationAgent:
-    """Chooses a checkpoint (the lowest catalogued FID among ``ckpts``) and samples from it.
+    """Chooses a creator for the request among ``ckpts`` and samples from it.
 
     Args:
-        ckpts: one checkpoint path or several; with several, the metrics JSON files that
-            ``scripts/evaluate.py`` wrote beside them decide (uncatalogued ones come last).
-        evaluator: which catalogue entries to compare (``lenet``, ``inception``).
-        seed: seeds every draw, so a run is repeatable.
+        ckpts: one checkpoint path or several (any creator kind). With several, each one's evidence (its
+            card, else the ``scripts/evaluate.py`` catalogue beside it) decides; see
+            :mod:`artdirector.creators.routing`.
+        evaluator: which catalogue entries to read when a candidate has no card (``lenet``, ``inception``).
+        seed: seeds every draw (latents, diffusion seeds), so a run is repeatable.
+        request: what the creator must serve (a class request needs a class-conditional creator).
+        selection: the routing objective, ``quality`` (lowest FID) or ``fastest`` (above ``quality_bar``).
+        max_seconds_per_image, min_conformance: constraints on the candidates (see routing).
     """
 
     def __init__(
@@ -89,55 +75,138 @@ class GenerationAgent:
         device: str | torch.device = "cpu",
         evaluator: str = "lenet",
         seed: int = 0,
+        request: Request | None = None,
+        selection: str = "quality",
+        max_seconds_per_image: float | None = None,
+        quality_bar: float | None = None,
+        min_conformance: float = 0.0,
     ) -> None:
         paths = [Path(p).expanduser() for p in ([ckpts] if isinstance(ckpts, str | Path) else ckpts)]
         if not paths:
             raise RequestError("no checkpoint given: pass ckpt=<path to a .ckpt from scripts/train.py>")
         self.device = torch.device(device)
-        if len(paths) > 1:
-            ranked, self.why = rank_by_catalogue(paths, evaluator)
-        else:
-            ranked, self.why = paths, f"{paths[0]} (the only candidate)"
-        self.ckpt = ranked[0]
-        self.model = GANModule.from_checkpoint(self.ckpt, map_location=self.device)
-        if self.model.num_classes:
+        creators = [load_creator(p, map_location=self.device) for p in paths]
+        needs = request.needs if request is not None else frozenset()
+        classes = request.classes if request is not None else None
+        evidence = [read_evidence(c, evaluator) for c in creators]
+        r = route(evidence, needs, classes, selection, max_seconds_per_image, quality_bar, min_conformance)
+        if r.chosen < 0:
             raise RequestError(
-                f"{self.ckpt} is a class-conditional creator; the agents do not carry class labels through "
-                "refinement yet: pass an unconditional checkpoint (model=dcgan), e.g. the zoo's default"
+                f"the request names classes {list(classes or ())}, and none of {', '.join(str(p) for p in paths)} "
+                "is class-conditional: pass ckpt= of a model=cdcgan, ddpm or dit checkpoint (the zoo's "
+                "cdcgan ships), or drop the class from the request"
             )
+        self.candidates = r.table
+        self.why = r.why if len(paths) > 1 else f"{paths[0]} (the only candidate)"
+        self.creator: Creator = creators[r.chosen]
+        self.creator.model.eval()
+        self.ckpt = self.creator.path
+        self.classes = classes
         self.model_version = 0  # +1 whenever the model changes (what depends on the model re-fits)
         self.seed = seed
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
 
+    # ---- what the creator is and can do -----------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The creator's module (a GANModule or DiffusionModule): for the techniques that need its insides."""
+        return self.creator.model
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self.creator.capabilities
+
+    def can(self, capability: str) -> bool:
+        return capability in self.creator.capabilities
+
     @property
     def latent_dim(self) -> int:
-        return self.model.latent_dim
+        if not self.can("latent"):
+            raise RequestError(f"{self.creator.name} ({self.creator.kind}) has no latents")
+        return self.creator.latent_dim
 
-    def use_model(self, model: GANModule, ckpt: Path | str) -> None:
+    def use_model(self, model: Any, ckpt: Path | str) -> None:
         """Switch to another model (e.g. a finetuned one the Director accepted)."""
-        if model is not self.model:
-            self.model, self.ckpt = model.to(self.device).eval(), Path(ckpt)
+        if model is not self.creator.model:
+            self.creator = wrap(model.to(self.device).eval(), ckpt)
+            self.ckpt = Path(ckpt)
             self.model_version += 1
 
     def reseed(self, seed: int) -> None:
-        """Restart the latent stream from ``seed`` (the held-out replay draws latents no decision saw)."""
+        """Restart the latent/seed stream from ``seed`` (the held-out replay draws what no decision saw)."""
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
 
+    def labels(self, n: int) -> torch.Tensor | None:
+        """The class of each of n images: the requested classes in turn, or all classes in turn for a
+        conditional creator asked for nothing in particular; None for an unconditional one."""
+        if not self.creator.num_classes:
+            return None
+        if self.classes:
+            return torch.tensor(self.classes, dtype=torch.long)[torch.arange(n) % len(self.classes)]
+        return balanced_labels(n, self.creator.num_classes)
+
+    # ---- drawing --------------------------------------------------------------------------------
     def latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=self.generator)
 
     def from_latents(
-        self, z: torch.Tensor, history: list[str] | None = None, model: GANModule | None = None
+        self,
+        z: torch.Tensor,
+        history: list[str] | None = None,
+        model: Any = None,
+        labels: torch.Tensor | None = None,
     ) -> Samples:
-        """Images of latents ``z`` from the current model (or ``model``, e.g. a candidate not yet kept)."""
-        images = (model or self.model).sample(z=z.to(self.device)).cpu()
-        return Samples(images=images, latents=z.cpu(), model=str(self.ckpt), history=history or [])
+        """Images of latents ``z`` (with ``labels`` for a conditional GAN; the requested ones when None) from
+        the current model, or ``model`` (e.g. a candidate not yet kept)."""
+        if labels is None:
+            labels = self.labels(z.shape[0])
+        m = model if model is not None else self.creator.model
+        images = m.sample(z=z.to(self.device), labels=labels).cpu()
+        return Samples(
+            images=images, latents=z.cpu(), model=str(self.ckpt), labels=labels, history=history or []
+        )
+
+    def draw(self, n: int, labels: torch.Tensor | None = None, history: list[str] | None = None) -> Samples:
+        """n fresh samples of any creator: latents for a GAN, a seed (and the sampling options) otherwise."""
+        labels = self.labels(n) if labels is None else labels
+        if self.can("latent"):
+            return self.from_latents(self.latents(n), history or ["create"], labels=labels)
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=self.generator))
+        d = self.creator.sample(n, labels, seed=seed)
+        return Samples(
+            images=d.images,
+            latents=None,
+            model=str(self.ckpt),
+            labels=d.labels,
+            history=history or ["create"],
+            seed=d.seed,
+            options=d.options,
+        )
+
+    def resample(self, samples: Samples, action: str, **options: Any) -> Samples:
+        """The same seed and labels drawn again with other sampling options (guidance scale, steps)."""
+        if samples.seed is None:
+            raise RequestError(f"{action} re-samples a seed; these samples have none (a diffusion creator's)")
+        opts = {**samples.options, **options}
+        d = self.creator.sample(len(samples), samples.labels, seed=samples.seed, **opts)
+        return samples.derived(d.images, None, action, options=d.options)
+
+    def critic(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, model: Any = None
+    ) -> torch.Tensor:
+        """The creator's critic on each image (a GAN's discriminator logit), 500 at a time."""
+        m = model if model is not None else self.creator.model
+        out = []
+        for i in range(0, images.shape[0], 500):
+            y = None if labels is None else labels[i : i + 500]
+            out.append(m.discriminate(images[i : i + 500].to(m.device), y).cpu())
+        return torch.cat(out)
 
     def generate(self, request: Request, n: int, base: Samples | None = None, spread: float = 0.5) -> Samples:
-        """``create``: n fresh samples. ``variations``: n samples near ``base``'s latents (z + spread * noise).
-        ``refine``: ``base`` itself (the Refinement Agent improves it)."""
+        """``create``: n fresh samples. ``variations``: n samples near ``base``'s latents (z + spread * noise,
+        the same labels). ``refine``: ``base`` itself (the Refinement Agent improves it)."""
         if request.task == "create":
-            return self.from_latents(self.latents(n), ["create"])
+            return self.draw(n)
         if base is None:
             raise RequestError(
                 f"'{request.task}' needs something to start from: input=<image .png/.pt, latents "
@@ -145,18 +214,37 @@ class GenerationAgent:
             )
         if request.task == "refine":
             return base
+        if base.latents is None or not self.can("latent"):
+            raise RequestError(
+                f"variations move latents; {self.creator.name} ({self.creator.kind}) has none: ask for new "
+                "images, or use a GAN checkpoint"
+            )
         idx = torch.arange(n) % len(base)
         z = base.latents[idx] + spread * torch.randn(n, self.latent_dim, generator=self.generator)
-        return self.from_latents(z, [*base.history, f"variations(spread={spread})"])
+        labels = None if base.labels is None else base.labels[idx]
+        return self.from_latents(z, [*base.history, f"variations(spread={spread})"], labels=labels)
 
     def invert(
         self, images: torch.Tensor, steps: int = 300, lr: float = 0.05, restarts: int = 4, prior: float = 1e-3
     ) -> Samples:
         """GAN inversion: latents whose images reconstruct ``images`` (MSE + a small Gaussian prior on z),
         the best of ``restarts`` random starts per image. Zhu et al. 2016, "Generative Visual Manipulation on
-        the Natural Image Manifold", https://arxiv.org/abs/1609.03552 (the optimisation-based projection)."""
+        the Natural Image Manifold", https://arxiv.org/abs/1609.03552 (the optimisation-based projection).
+        A conditional GAN inverts under the requested class."""
+        if not self.can("latent"):
+            raise RequestError(
+                f"{self.creator.name} ({self.creator.kind}) has no latents to invert images into: use a GAN "
+                "checkpoint for refine/variations of images"
+            )
+        if self.creator.num_classes and not self.classes:
+            raise RequestError(
+                f"{self.creator.name} is class-conditional: say which class the input images are "
+                '(e.g. request="variations of this 7")'
+            )
         x = images.to(self.device)
         n = x.shape[0]
+        labels = self.labels(n)
+        y = None if labels is None else labels.repeat(restarts).to(self.device)
         z = (
             torch.randn(restarts * n, self.latent_dim, generator=self.generator)
             .to(self.device)
@@ -164,16 +252,17 @@ class GenerationAgent:
         )
         target = x.repeat(restarts, 1, 1, 1)
         opt = torch.optim.Adam([z], lr=lr)
+        m = self.model
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
-            err = F.mse_loss(self.model.generate(z), target, reduction="none").flatten(1).mean(1)
+            err = F.mse_loss(m.generate(z, y), target, reduction="none").flatten(1).mean(1)
             (err + prior * z.pow(2).mean(1)).sum().backward()
             opt.step()
         with torch.no_grad():
-            err = F.mse_loss(self.model.generate(z), target, reduction="none").flatten(1).mean(1)
+            err = F.mse_loss(m.generate(z, y), target, reduction="none").flatten(1).mean(1)
             best = err.view(restarts, n).argmin(0)
             z_best = z.detach().view(restarts, n, -1)[best, torch.arange(n)]
-        samples = self.from_latents(z_best.cpu(), ["invert"])
+        samples = self.from_latents(z_best.cpu(), ["invert"], labels=labels)
         log.info(
             "inverted %d images: reconstruction MSE %.4f",
             n,
@@ -231,7 +320,24 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
         if not torch.isfinite(z).all():
             raise InputError(f"latents in {final / 'latents.pt'} hold NaN or infinite values")
         images = check_input_images(images, final / "images.pt")
-        return Samples(images=images, latents=z, model=str(agent.ckpt), history=[f"loaded {path}"])
+        labels = None
+        if agent.creator.num_classes:
+            if not (final / "labels.pt").is_file():
+                raise InputError(
+                    f"{path} was made by an unconditional creator (no final/labels.pt); "
+                    f"{agent.creator.name} needs the class of each latent"
+                )
+            labels = _load_tensor(final / "labels.pt")
+            if not isinstance(labels, torch.Tensor) or labels.shape != (z.shape[0],):
+                raise InputError(f"{final / 'labels.pt'} does not hold one class label per latent")
+            if labels.min() < 0 or labels.max() >= agent.creator.num_classes:
+                raise InputError(
+                    f"{final / 'labels.pt'} holds labels outside [0, {agent.creator.num_classes})"
+                )
+            labels = labels.long()
+        return Samples(
+            images=images, latents=z, model=str(agent.ckpt), labels=labels, history=[f"loaded {path}"]
+        )
     if path.suffix == ".pt":
         t = _load_tensor(path)
         if isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[1] == agent.latent_dim:

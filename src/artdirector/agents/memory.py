@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TRACE_VERSION = 2
+TRACE_VERSION = 3  # 3: the creator, routing candidates, requested classes; critic logits optional
 
 
 @dataclass

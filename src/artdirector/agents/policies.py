@@ -70,7 +70,9 @@ class ThresholdPolicy:
     """Greedy: while FID is above the target, try every action once, then repeat the one with the best
     measured mean FID gain; stop when no action has gained anything (``min_gain``)."""
 
-    actions: list[str] = field(default_factory=lambda: ["drs", "langevin", "truncation", "finetune"])
+    actions: list[str] = field(
+        default_factory=lambda: ["drs", "langevin", "truncation", "finetune", "guidance", "steps"]
+    )
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     min_gain: float = 0.0
 
@@ -95,7 +97,9 @@ class BanditPolicy:
     reward = FID improvement per second of compute. Stops when every arm has been pulled ``patience``
     times and none has a positive mean reward."""
 
-    actions: list[str] = field(default_factory=lambda: ["drs", "langevin", "truncation", "finetune"])
+    actions: list[str] = field(
+        default_factory=lambda: ["drs", "langevin", "truncation", "finetune", "guidance", "steps"]
+    )
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     exploration: float = 1.0
     patience: int = 1

@@ -23,11 +23,13 @@ log = logging.getLogger(__name__)
 # What each action needs of a creator (its capabilities; see artdirector.creators). Policies offer only the
 # actions the creator in use can do.
 REQUIRES: dict[str, frozenset[str]] = {
-    "drs": frozenset({"critic"}),
+    "drs": frozenset({"latent", "critic"}),  # the samples' latents are the first candidates
     "langevin": frozenset({"latent", "critic"}),
     "dot": frozenset({"latent", "critic"}),
     "truncation": frozenset({"latent"}),
     "finetune": frozenset({"trainable"}),
+    "guidance": frozenset({"guidance"}),
+    "steps": frozenset({"steps"}),
 }
 
 
@@ -38,15 +40,16 @@ class RefinementAgent:
     Args:
         generation: the Generation Agent (its model, latent sampler and seed).
         real_images: held-out real images in [-1, 1] (DRS logit calibration).
+        real_labels: their classes (a class-conditional critic judges an image with its class).
         datamodule: the data to continue training on (``finetune``).
         output_dir: where ``finetune`` writes its new checkpoints.
         defaults: per-action default parameters (overridden by an action's own).
     """
 
-    ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune")
-    # actions whose output sample i is input sample i refined (same latent): their FID difference is
-    # bootstrapped with shared indices
-    PAIRED = frozenset({"langevin", "dot", "truncation", "finetune"})
+    ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune", "guidance", "steps")
+    # actions whose output sample i is input sample i refined (same latent, or same seed and label): their
+    # FID difference is bootstrapped with shared indices
+    PAIRED = frozenset({"langevin", "dot", "truncation", "finetune", "guidance", "steps"})
 
     def __init__(
         self,
@@ -55,9 +58,11 @@ class RefinementAgent:
         datamodule: L.LightningDataModule | None = None,
         output_dir: str | Path = ".",
         defaults: dict[str, dict[str, Any]] | None = None,
+        real_labels: torch.Tensor | None = None,
     ) -> None:
         self.gen = generation
         self.real_images = real_images
+        self.real_labels = real_labels
         self.datamodule = datamodule
         self.output_dir = Path(output_dir)
         self.defaults = {k: dict(v) for k, v in (defaults or {}).items()}
@@ -65,7 +70,7 @@ class RefinementAgent:
         self._finetunes = 0
 
     @property
-    def model(self) -> GANModule:
+    def model(self) -> Any:
         return self.gen.model
 
     def params(self, action: Action) -> dict[str, Any]:
@@ -74,22 +79,27 @@ class RefinementAgent:
     def refine(self, samples: Samples, action: Action) -> Candidate:
         if action.name not in self.ACTIONS:
             raise ValueError(f"unknown refinement action {action.name!r}; known: {', '.join(self.ACTIONS)}")
+        missing = REQUIRES[action.name] - set(self.gen.capabilities)
+        if missing:
+            raise ValueError(
+                f"{action.name} needs {', '.join(sorted(missing))}, which {self.gen.creator.name} "
+                f"({self.gen.creator.kind}) does not have"
+            )
         out = getattr(self, action.name)(samples, **self.params(action))
         if isinstance(out, Candidate):
             return out
         return Candidate(out, paired=action.name in self.PAIRED)
 
     # ---- discriminator rejection sampling --------------------------------------------------------
-    def calibrated_logits(self, images: torch.Tensor) -> torch.Tensor:
+    def calibrated_logits(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D's logits after Platt scaling (a * logit + b) fitted on held-out real vs generated images.
         Azadi et al. 2019 calibrate D before rejection sampling, since D's raw outputs overfit."""
         a, b = self.calibrate()
-        return a * self._logits(images) + b
+        return a * self._logits(images, labels) + b
 
     @torch.no_grad()
-    def _logits(self, images: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        return torch.cat([m.discriminate(c.to(m.device)).cpu() for c in images.split(500)])
+    def _logits(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.gen.critic(images, labels)
 
     def calibrate(self, n: int = 1000, iters: int = 200) -> tuple[float, float]:
         """Platt scaling of the current model's D on ``real_images`` (held out from D's training: the
@@ -101,9 +111,14 @@ class RefinementAgent:
             log.warning("no real images for DRS logit calibration: using raw logits")
             return self._calibration[1:]
         real = self.real_images[:n]
-        fake = self.gen.from_latents(self.gen.latents(real.shape[0])).images
-        logits = torch.cat([self._logits(real), self._logits(fake)])
-        target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])])
+        real_labels = None
+        if self.gen.creator.num_classes:  # a projection D judges an image with its class
+            if self.real_labels is None:
+                raise ValueError("calibrating a class-conditional critic needs the real images' labels")
+            real_labels = self.real_labels[:n]
+        fake = self.gen.from_latents(self.gen.latents(real.shape[0]), labels=real_labels)
+        logits = torch.cat([self._logits(real, real_labels), self._logits(fake.images, fake.labels)])
+        target = torch.cat([torch.ones(real.shape[0]), torch.zeros(len(fake))])
         ab = torch.tensor([1.0, 0.0], requires_grad=True)
         opt = torch.optim.LBFGS([ab], max_iter=iters)
 
@@ -133,43 +148,68 @@ class RefinementAgent:
         percentile of F over each batch (the paper's shift; higher keeps fewer, more confident samples).
         Candidates are the current samples first, then fresh draws from the generator, until len(samples)
         are accepted (or ``max_candidates``; then the best-scored rejected ones fill in, noted in the log).
+        A conditional creator's samples keep their classes: each accepted candidate fills a slot of its own
+        class, so the output has exactly the input's labels (in the input's order).
         """
         n = len(samples)
-        d_max = float(self.calibrated_logits(self.gen.from_latents(self.gen.latents(burn_in)).images).max())
-        accepted_z, accepted_x, rejected = [], [], []
-        pool = [(samples.latents, samples.images)] if samples.latents is not None else []
-        seen = 0
-        while sum(len(z) for z in accepted_z) < n and seen < max_candidates:
+        if samples.latents is None:
+            raise ValueError("drs draws fresh latents beside the samples'; these samples have none")
+        conditional = samples.labels is not None
+        burn = self.gen.from_latents(self.gen.latents(burn_in))
+        d_max = float(self.calibrated_logits(burn.images, burn.labels).max())
+        # slots[c]: the output positions still waiting for an image of class c (one class, -1, if unconditional)
+        want = samples.labels if conditional else torch.full((n,), -1)
+        slots: dict[int, list[int]] = {}
+        for i, c in enumerate(want.tolist()):
+            slots.setdefault(c, []).append(i)
+        z_out = torch.empty_like(samples.latents)
+        x_out = torch.empty_like(samples.images)
+        rejected: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        pool = [(samples.latents, samples.images, want)]
+        seen = filled = accepted = 0
+        while filled < n and seen < max_candidates:
             if pool:
-                z, x = pool.pop(0)
-            else:
-                fresh = self.gen.from_latents(self.gen.latents(batch))
+                z, x, y = pool.pop(0)
+            else:  # fresh candidates of the classes still wanted, in proportion
+                still = torch.tensor([c for c, s in slots.items() for _ in s])
+                y = still[torch.randint(len(still), (batch,), generator=self.gen.generator)]
+                fresh = self.gen.from_latents(self.gen.latents(batch), labels=y if conditional else None)
                 z, x = fresh.latents, fresh.images
             seen += len(z)
-            logit = self.calibrated_logits(x)
+            logit = self.calibrated_logits(x, y if conditional else None)
             d_max = max(d_max, float(logit.max()))
             f = logit - d_max - torch.log1p(-torch.exp(logit - d_max - eps).clamp(max=1 - 1e-7))
             gamma = torch.quantile(f, gamma_percentile / 100.0)
             keep = torch.rand(len(z), generator=self.gen.generator) < torch.sigmoid(f - gamma)
-            accepted_z.append(z[keep])
-            accepted_x.append(x[keep])
-            rejected.append((f[~keep], z[~keep], x[~keep]))
-        z, x = torch.cat(accepted_z)[:n], torch.cat(accepted_x)[:n]
-        if len(z) < n:  # budget of candidates spent: fill with the highest-scored rejected ones
+            accepted += int(keep.sum())
+            used = torch.zeros(len(z), dtype=torch.bool)
+            for j in keep.nonzero().flatten().tolist():
+                free = slots.get(int(y[j]))
+                if free:
+                    k = free.pop(0)
+                    z_out[k], x_out[k], used[j] = z[j], x[j], True
+                    filled += 1
+            rejected.append((f[~used], z[~used], x[~used], y[~used]))
+        if filled < n:  # budget of candidates spent: fill with the highest-scored rejected of each class
             f_r = torch.cat([r[0] for r in rejected])
-            order = f_r.argsort(descending=True)[: n - len(z)]
-            z = torch.cat([z, torch.cat([r[1] for r in rejected])[order]])
-            x = torch.cat([x, torch.cat([r[2] for r in rejected])[order]])
+            z_r, x_r, y_r = (torch.cat([r[i] for r in rejected]) for i in (1, 2, 3))
+            for j in f_r.argsort(descending=True).tolist():
+                free = slots.get(int(y_r[j]))
+                if free:
+                    k = free.pop(0)
+                    z_out[k], x_out[k] = z_r[j], x_r[j]
+            for k in (k for free in slots.values() for k in free):  # none of its class left: keep the input
+                z_out[k], x_out[k] = samples.latents[k], samples.images[k]
             log.info(
-                "DRS: only %d of %d accepted in %d candidates; filled with the best rejected",
-                n - len(order),
-                n,
-                seen,
+                "DRS: only %d of %d accepted in %d candidates; filled with the best rejected", filled, n, seen
             )
-        log.info("DRS: acceptance rate %.3f (%d candidates)", sum(len(a) for a in accepted_z) / seen, seen)
-        return samples.derived(x, z, f"drs(gamma_percentile={gamma_percentile})")
+        log.info("DRS: acceptance rate %.3f (%d candidates)", accepted / max(seen, 1), seen)
+        return samples.derived(x_out, z_out, f"drs(gamma_percentile={gamma_percentile})")
 
     # ---- latent refinement -----------------------------------------------------------------------
+    def _labels(self, samples: Samples) -> torch.Tensor | None:
+        return None if samples.labels is None else samples.labels.to(self.model.device)
+
     def _need_latents(self, samples: Samples, action: str) -> torch.Tensor:
         if samples.latents is None:
             raise ValueError(f"{action} refines latents; these samples have none (invert them first)")
@@ -183,17 +223,17 @@ class RefinementAgent:
         "Your GAN is Secretly an Energy-based Model", https://arxiv.org/abs/2003.06060.
         z <- z - step_size / 2 * grad E(z) + noise * sqrt(step_size) * N(0, I)."""
         z = self._need_latents(samples, "langevin").clone()
-        m = self.model
+        m, y = self.model, self._labels(samples)
         for _ in range(steps):
             z.requires_grad_(True)
-            energy = 0.5 * z.pow(2).sum(1) - m.discriminate(m.generate(z))
+            energy = 0.5 * z.pow(2).sum(1) - m.discriminate(m.generate(z, y), y)
             (grad,) = torch.autograd.grad(energy.sum(), z)
             with torch.no_grad():
                 eta = torch.randn(z.shape, generator=self.gen.generator).to(z.device)
                 z = z - 0.5 * step_size * grad + noise * math.sqrt(step_size) * eta
         z = z.detach()
         return samples.derived(
-            m.sample(z=z).cpu(), z.cpu(), f"langevin(steps={steps}, step_size={step_size})"
+            m.sample(z=z, labels=y).cpu(), z.cpu(), f"langevin(steps={steps}, step_size={step_size})"
         )
 
     def dot(self, samples: Samples, steps: int = 30, lr: float = 0.01, k_pairs: int = 500) -> Samples:
@@ -201,20 +241,23 @@ class RefinementAgent:
         Moves each z to argmin_z' ||z' - z|| - d(G(z')) / k_eff, with k_eff the Lipschitz constant of
         d(G(.)) estimated on random latent pairs, by gradient descent (Adam)."""
         z0 = self._need_latents(samples, "dot")
-        m = self.model
+        m, y = self.model, self._labels(samples)
         with torch.no_grad():
             a, b = self.gen.latents(k_pairs).to(z0.device), self.gen.latents(k_pairs).to(z0.device)
-            da, db = m.discriminate(m.generate(a)), m.discriminate(m.generate(b))
+            yk = None if y is None else y[torch.arange(k_pairs) % len(y)]  # pairs share a class
+            da, db = m.discriminate(m.generate(a, yk), yk), m.discriminate(m.generate(b, yk), yk)
             k_eff = max(float(((da - db).abs() / (a - b).norm(dim=1)).max()), 1e-6)
         z = z0.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
-            loss = (z - z0).norm(dim=1) - m.discriminate(m.generate(z)) / k_eff
+            loss = (z - z0).norm(dim=1) - m.discriminate(m.generate(z, y), y) / k_eff
             loss.sum().backward()
             opt.step()
         z = z.detach()
-        return samples.derived(m.sample(z=z).cpu(), z.cpu(), f"dot(steps={steps}, k_eff={k_eff:.3g})")
+        return samples.derived(
+            m.sample(z=z, labels=y).cpu(), z.cpu(), f"dot(steps={steps}, k_eff={k_eff:.3g})"
+        )
 
     def truncation(self, samples: Samples, threshold: float = 1.0) -> Samples:
         """The truncation trick: latent components beyond +-threshold are redrawn from N(0, 1) until they
@@ -227,7 +270,7 @@ class RefinementAgent:
             z[out] = torch.randn(int(out.sum()), generator=self.gen.generator)
             out = z.abs() > threshold
         return samples.derived(
-            self.model.sample(z=z.to(self.model.device)).cpu(), z, f"truncation(threshold={threshold})"
+            self.gen.from_latents(z, labels=samples.labels).images, z, f"truncation(threshold={threshold})"
         )
 
     # ---- model level -----------------------------------------------------------------------------
@@ -268,10 +311,26 @@ class RefinementAgent:
         atomic_write(out, lambda p: trainer.save_checkpoint(p, weights_only=False))  # full state: resumable
         new_model = GANModule.from_checkpoint(out, map_location=self.gen.device)
         z = samples.latents if samples.latents is not None else self.gen.latents(len(samples))
-        images = self.gen.from_latents(z, model=new_model).images
+        images = self.gen.from_latents(z, model=new_model, labels=samples.labels).images
         return Candidate(
             samples.derived(images, z.cpu(), f"finetune(steps={steps})", model=str(out)),
             model=new_model,
             model_path=str(out),
             paired=samples.latents is not None,
         )
+
+    # ---- diffusion: sampling options ------------------------------------------------------------------
+    def guidance(self, samples: Samples, factor: float = 1.5, scale: float | None = None) -> Samples:
+        """Classifier-free guidance (Ho & Salimans 2022), stronger or weaker: the same seeds and labels drawn
+        again at guidance ``scale`` (or the current scale times ``factor``). Higher scales trade diversity
+        (recall) for fidelity and class conformance."""
+        current = float(samples.options.get("guidance", 1.0))
+        new = float(scale) if scale is not None else current * factor
+        return self.gen.resample(samples, f"guidance({current:g} -> {new:g})", guidance=new)
+
+    def steps(self, samples: Samples, factor: float = 2.0, steps: int | None = None) -> Samples:
+        """More (or fewer) sampler steps: the same seeds and labels drawn again with ``steps`` (or the current
+        number times ``factor``); fewer solver steps discretise the reverse process more coarsely."""
+        current = int(samples.options.get("steps", 25))
+        new = int(steps) if steps is not None else max(1, round(current * factor))
+        return self.gen.resample(samples, f"steps({current} -> {new})", steps=new)

@@ -32,8 +32,14 @@ def build_trace(d: Director, result: Result, target: float, seconds: float) -> d
             "text": result.request.text,
             "task": result.request.task,
             "understood": result.request.understood,
+            "classes": list(result.request.classes) if result.request.classes else None,
         },
-        "model": {"checkpoint": str(result.memory.steps[0].params.get("model", "")), "why": d.gen.why},
+        "model": {
+            "checkpoint": str(result.memory.steps[0].params.get("model", "")),
+            "why": d.gen.why,
+            "creator": getattr(d, "creator_info", None) or d.gen.creator.describe(),
+            "candidates": d.gen.candidates,
+        },
         "policy": type(d.policy).__name__,
         "target": {"fid": target, "fid_over_floor": d.target_over_floor, "split": "selection"},
         "budget": {"steps": d.max_steps, "seconds": d.max_seconds},
@@ -72,6 +78,8 @@ def write_outputs(d: Director, result: Result, target: float, seconds: float) ->
     atomic_write(final / "images.pt", lambda p: torch.save(result.samples.images.clone(), p))
     if result.samples.latents is not None:
         atomic_write(final / "latents.pt", lambda p: torch.save(result.samples.latents.clone(), p))
+    if result.samples.labels is not None:
+        atomic_write(final / "labels.pt", lambda p: torch.save(result.samples.labels.clone(), p))
     save_grid(result.samples.images[:64], out / "grid.png")
     for name, images in result.verdict.get("images", {}).items():
         save_grid(images, out / "verdict" / f"{name}.png")
@@ -116,6 +124,25 @@ def _verdict_line(trace: dict[str, Any]) -> str:
     )
 
 
+def _candidate_rows(trace: dict[str, Any]) -> list[list[str]]:
+    """The routing table: each candidate creator, its evidence, and whether (and why not) it was eligible."""
+    rows = []
+    for c in trace["model"].get("candidates") or []:
+        fid = "-" if c.get("fid") is None else f"{c['fid']:.2f} ± {c.get('fid_se') or float('nan'):.2f}"
+        conf = "-" if c.get("conformance") is None else f"{100 * c['conformance']:.1f} %"
+        spi = (
+            "-"
+            if c.get("seconds_per_image") is None
+            else f"{1000 * c['seconds_per_image']:.3g} ms ({c.get('device')})"
+        )
+        verdict = f"rank {c['rank']}" if c.get("rank") else (c.get("excluded_by") or "-")
+        rows.append([str(c["name"]), ", ".join(c.get("accepts", [])), fid, conf, spi, verdict])
+    return rows
+
+
+_CANDIDATE_HEAD = ["creator", "accepts", "FID (routing evidence)", "conformance", "time / image", "routing"]
+
+
 def render_markdown(trace: dict[str, Any]) -> str:
     """A Markdown page: the request, the decision rule, the floor, the verdict, each step's metrics and grid."""
     ref = trace["evaluator"]["reference"]
@@ -134,6 +161,18 @@ def render_markdown(trace: dict[str, Any]) -> str:
         f"**Stopped:** {trace['stop']['reason']}  ",
         f"**Held-out verdict:** {_verdict_line(trace)}",
         "",
+        *(
+            [
+                "## Creators considered",
+                "",
+                "| " + " | ".join(_CANDIDATE_HEAD) + " |",
+                "|" + "---|" * len(_CANDIDATE_HEAD),
+                *("| " + " | ".join(r) + " |" for r in _candidate_rows(trace)),
+                "",
+            ]
+            if len(trace["model"].get("candidates") or []) > 1
+            else []
+        ),
         "## Final images",
         "",
         "![final](grid.png)",
@@ -277,7 +316,19 @@ def render_html(trace: dict[str, Any], out) -> str:
         f"<style>{_CSS}</style></head><body><h1>artdirector run</h1><dl>",
         f"<dt>Request</dt><dd>{e(trace['request']['text'])}</dd>",
         f"<dt>Understood</dt><dd>{e(trace['request']['understood'])} (task {e(trace['request']['task'])})</dd>",
-        f"<dt>Model</dt><dd>{e(trace['model']['why'])}<br>final images from {e(trace['final']['model'])}</dd>",
+        f"<dt>Model</dt><dd>{e(trace['model']['why'])}<br>final images from {e(trace['final']['model'])}"
+        + (
+            "<table><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in _CANDIDATE_HEAD)
+            + "</tr>"
+            + "".join(
+                "<tr>" + "".join(f"<td>{e(x)}</td>" for x in r) + "</tr>" for r in _candidate_rows(trace)
+            )
+            + "</table>"
+            if len(trace["model"].get("candidates") or []) > 1
+            else ""
+        )
+        + "</dd>",
         f"<dt>Policy and budget</dt><dd>{e(trace['policy'])}; target selection FID &le; {trace['target']['fid']:.3f};"
         f" {trace['budget']['steps']} steps / {trace['budget']['seconds']} s</dd>",
         f"<dt>Evaluator</dt><dd>{e(trace['evaluator']['name'])} ({e(trace['evaluator']['feature_network'])}), "

@@ -22,6 +22,52 @@ class Request:
     text: str
     task: Task
     understood: str  # a sentence for the trace: what the request was taken to mean, and why
+    # the classes asked for ("draw a 7", "threes and fives"); None: any class. A class request goes only to
+    # creators that accept a class condition.
+    classes: tuple[int, ...] | None = None
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What a creator must accept to serve this request (see artdirector.creators)."""
+        return frozenset({"class"}) if self.classes else frozenset()
+
+
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_PLURAL = {"six": "sixes"}
+_CLASS_WORD = {w: i for i, w in enumerate(_DIGIT_WORDS)} | {
+    _PLURAL.get(w, w + "s"): i for i, w in enumerate(_DIGIT_WORDS)
+}
+# a digit named as a word ("seven", "sevens") or a lone numeral ("7", "7s", "a 7"); numbers of two or more
+# digits are counts, not classes
+_CLASS = re.compile(
+    r"\b(?:(" + "|".join(sorted(_CLASS_WORD, key=len, reverse=True)) + r")|([0-9])'?s?)\b", re.I
+)
+# "one" is a digit only when it is not the pronoun/article ("one more", "a new one"): a digit word must be
+# plural, follow "a"/"an"/"digit"/"number", or be a numeral
+_ONE_AS_DIGIT = re.compile(r"\b(?:digit|number|a|an)\s+one\b|\bones\b", re.I)
+
+
+def requested_classes(text: str) -> tuple[int, ...] | None:
+    """The MNIST digit classes a request names, in order of first mention ("a 3 and two sevens" -> (3, 7)).
+    The prompt language of scenes (counts, relations) is the prompts issue; here a class is a class."""
+    found: list[int] = []
+    for m in _CLASS.finditer(text):
+        word, numeral = m.group(1), m.group(2)
+        if word is not None:
+            w = word.lower()
+            if w == "one" and not _ONE_AS_DIGIT.search(text):
+                continue
+            if w in _DIGIT_WORDS and w != "one":
+                # a bare number word is a count ("two sevens", "three of them") unless nothing follows it
+                rest = text[m.end() :].strip()
+                if rest and not rest.startswith((",", ".", "and", "or")):
+                    continue
+            c = _CLASS_WORD[w]
+        else:
+            c = int(numeral)
+        if c not in found:
+            found.append(c)
+    return tuple(found) or None
 
 
 # The seed's rules, with their synonyms: "refine" -> refine; "new" -> create; otherwise variations.
@@ -38,18 +84,27 @@ def interpret(text: str | None, has_input: bool) -> Request:
             'empty request: say what you want, e.g. request="generate new art", '
             'request="variations of this" input=<image/latents/run dir>, request="refine" input=...'
         )
+    classes = requested_classes(text)
+    of = (
+        f"; classes {', '.join(map(str, classes))} named -> class-conditional creators only"
+        if classes
+        else ""
+    )
     if m := _REFINE.search(text):
-        return Request(text, "refine", f"'{m.group(0)}' asks to improve images -> refine")
+        return Request(text, "refine", f"'{m.group(0)}' asks to improve images -> refine{of}", classes)
     if m := _CREATE.search(text):
-        return Request(text, "create", f"'{m.group(0)}' asks for new images -> create")
+        return Request(text, "create", f"'{m.group(0)}' asks for new images -> create{of}", classes)
     if m := _VARY.search(text):
-        return Request(text, "variations", f"'{m.group(0)}' asks for variations -> variations")
+        return Request(text, "variations", f"'{m.group(0)}' asks for variations -> variations{of}", classes)
     if has_input:
         return Request(
             text,
             "variations",
-            "no keyword matched; an input was given -> variations of it (the seed's default)",
+            f"no keyword matched; an input was given -> variations of it (the seed's default){of}",
+            classes,
         )
+    if classes:
+        return Request(text, "create", f"no task keyword; {of[2:]}: create them", classes)
     raise RequestError(
         f"could not tell what {text!r} asks for, and there is no input to make variations of. Use "
         "'new'/'create'/'generate' for new images, 'refine'/'improve' (with input=...) to improve "
@@ -59,26 +114,38 @@ def interpret(text: str | None, has_input: bool) -> Request:
 
 @dataclass
 class Samples:
-    """A batch of generated images in [-1, 1] with the latents that made them (None if unknown)."""
+    """A batch of generated images in [-1, 1] and what replays them: the latents (GANs) or the seed and
+    sampling options (diffusion), and the class label of each image for a conditional creator."""
 
     images: torch.Tensor
     latents: torch.Tensor | None
     model: str  # the checkpoint that produced them
-    labels: torch.Tensor | None = None
+    labels: torch.Tensor | None = None  # (N,) the class each image was asked to be; None: unconditional
     history: list[str] = field(default_factory=list)  # actions applied so far
+    seed: int | None = None  # diffusion: the images are creator.sample(labels, seed, **options)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def derived(
-        self, images: torch.Tensor, latents: torch.Tensor | None, action: str, model: str | None = None
+        self,
+        images: torch.Tensor,
+        latents: torch.Tensor | None,
+        action: str,
+        model: str | None = None,
+        labels: torch.Tensor | None = None,
+        options: dict[str, Any] | None = None,
     ):
+        """Refined samples: the same labels (one per image, in order) unless ``labels`` says otherwise."""
         return Samples(
             images=images,
             latents=latents,
             model=model or self.model,
-            labels=None,
+            labels=self.labels if labels is None else labels,
             history=[*self.history, action],
+            seed=self.seed,
+            options=dict(self.options if options is None else options),
         )
 
 

@@ -62,14 +62,30 @@ def _card(path: Path) -> dict[str, Any] | None:
 
 
 class _Adapter:
-    def __init__(self, model: Any, path: str | Path) -> None:
+    def __init__(self, model: Any, path: str | Path, card: dict[str, Any] | None = None) -> None:
         self.model = model
         self.path = Path(path)
         self.name = self.path.stem
         self.num_classes = int(getattr(model, "num_classes", 0) or 0)
         self.accepts = frozenset({"nothing", "class"} if self.num_classes else {"nothing"})
-        self.card = _card(self.path)
+        self.card = card if card is not None else _card(self.path)
         self.cost_per_image = self.card.get("seconds_per_image") if self.card else None
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def describe(self) -> dict[str, Any]:
+        """What the trace says of the creator in use."""
+        return {
+            "name": self.name,
+            "checkpoint": str(self.path),
+            "kind": self.kind,
+            "class": type(self.model).__name__,
+            "accepts": sorted(self.accepts),
+            "capabilities": sorted(self.capabilities),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
 
     def _labels(self, n: int, condition: torch.Tensor | None) -> torch.Tensor | None:
         if condition is None:
@@ -98,6 +114,14 @@ class GANCreator(_Adapter):
         images = self.model.sample(z=z, labels=labels).cpu()
         return Drawn(images, labels, latents=z, seed=seed)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
+
+    def from_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The images of latents ``z`` (and labels, for a conditional GAN), on the CPU."""
+        return self.model.sample(z=z.to(self.device), labels=labels).cpu()
+
 
 class DiffusionCreator(_Adapter):
     kind = "diffusion"
@@ -110,14 +134,19 @@ class DiffusionCreator(_Adapter):
             raise ValueError(f"unknown sampling options {sorted(unknown)}: use sampler, steps, guidance")
         labels = self._labels(n, condition)
         options = {**self.model.defaults, **options}  # the state that replays them, defaults included
-        images = self.model.sample(n=n, labels=labels, seed=seed, **options)
+        images = self.model.sample(n=n, labels=labels, seed=seed, **options).cpu()
         return Drawn(images, labels, seed=seed, options=options)
 
 
 ADAPTERS = {"gan": GANCreator, "diffusion": DiffusionCreator}
 
 
+def wrap(model: Any, path: str | Path) -> Creator:
+    """A loaded module behind the protocol (e.g. a finetuned model the Director accepted)."""
+    return ADAPTERS[model.kind](model, path)
+
+
 def load_creator(path: str | Path, map_location: str | torch.device = "cpu") -> Creator:
     """Any creator's checkpoint, through the safe loader, behind the protocol."""
     model = load_module(path, kinds=tuple(ADAPTERS), map_location=map_location)
-    return ADAPTERS[model.kind](model, path)
+    return wrap(model, path)

@@ -1,0 +1,202 @@
+"""Routing: which creator serves a request, decided from measured evidence, with the reason written down.
+
+Each candidate's evidence is its card (``<stem>.card.json`` beside the checkpoint, written by
+``scripts/bench_creators.py`` / ``scripts/export_zoo.py``) or, failing that, the metrics ``scripts/evaluate.py``
+wrote beside it. Routing is a decision, so it reads **selection-split** evidence when a card has it (the
+``selection`` block); report-split numbers are what a run *states*, and are used for routing only when
+nothing else was measured, which the reason then says.
+
+1. **Filter** by what the request needs (a class request goes only to creators that accept a class).
+2. **Constrain**: class conformance on the requested classes >= ``min_conformance``; seconds per image <=
+   ``max_seconds_per_image`` (where both are known).
+3. **Rank** by the objective: ``quality`` (default) = lowest FID; ``fastest`` = fewest seconds per image
+   among those with FID <= ``quality_bar``. FIDs are compared only at one (n, feature network, split).
+
+If the constraints leave nobody, the best by the objective among those that can serve the request is
+chosen and the reason says which constraint could not be met.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from artdirector.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = ("quality", "fastest")
+
+
+@dataclass
+class Evidence:
+    """One candidate's measured numbers, as read from its card and catalogue: one measurement per
+    (n, feature network, split) it was evaluated at."""
+
+    name: str
+    checkpoint: str
+    accepts: list[str]
+    seconds_per_image: float | None = None
+    device: str | None = None
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    def at(self, key: tuple | None) -> dict[str, Any] | None:
+        return next((m for m in self.measurements if (m["n"], m["features"], m["split"]) == key), None)
+
+    def conformance_on(self, classes: tuple[int, ...] | None, key: tuple | None = None) -> float | None:
+        """Conformance on the requested classes (the worst of them), at ``key`` if measured there."""
+        ms = [m for m in ([self.at(key)] if self.at(key) else self.measurements) if m.get("conformance")]
+        if not ms:
+            return None
+        conf = ms[0]["conformance"]
+        if not classes:
+            return conf.get("overall")
+        vals = [conf.get(str(c)) for c in classes]
+        return None if any(v is None for v in vals) else min(vals)
+
+
+def _from_block(block: dict[str, Any], source: str) -> dict[str, Any]:
+    m, conf = block.get("metrics", {}), block.get("conformance")
+    return {
+        "n": block.get("n"),
+        "features": block.get("features"),
+        "split": block.get("split"),
+        "fid": m.get("fid"),
+        "fid_se": m.get("fid_se"),
+        "conformance": ({**conf.get("per_class", {}), "overall": conf.get("overall")} if conf else None),
+        "source": source,
+    }
+
+
+def read_evidence(creator: Any, catalogue_dir: str = "lenet") -> Evidence:
+    """A loaded creator's evidence: its card (the report numbers and the ``selection`` block) and the
+    ``scripts/evaluate.py`` catalogue entries beside the checkpoint, of both splits."""
+    from artdirector.agents.generation import catalogue
+
+    card = creator.card or {}
+    ev = Evidence(
+        creator.name,
+        str(creator.path),
+        sorted(creator.accepts),
+        card.get("seconds_per_image"),
+        card.get("device"),
+    )
+    if card.get("metrics"):
+        ev.measurements.append(_from_block(card, "card"))
+    if isinstance(card.get("selection"), dict):
+        ev.measurements.append(_from_block({"split": "selection", **card["selection"]}, "card"))
+    for split in ("selection", "report"):
+        for e in catalogue(creator.path, catalogue_dir, split):
+            ev.measurements.append({**e, "conformance": None, "source": e["path"]})
+    return ev
+
+
+@dataclass
+class Route:
+    chosen: int  # index into the candidates
+    why: str
+    table: list[dict[str, Any]]  # every candidate: evidence, eligible, and why not
+    key: tuple | None = None  # the (n, features, split) the FIDs were compared at
+
+
+def route(
+    evidence: list[Evidence],
+    needs: frozenset[str] = frozenset(),
+    classes: tuple[int, ...] | None = None,
+    objective: str = "quality",
+    max_seconds_per_image: float | None = None,
+    quality_bar: float | None = None,
+    min_conformance: float = 0.0,
+) -> Route:
+    """Choose among ``evidence`` (one per candidate creator); see the module docstring."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"selection must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if objective == "fastest" and quality_bar is None:
+        raise ConfigError("selection=fastest needs a quality bar: set quality_bar=<largest FID accepted>")
+    rows = [
+        {**{k: v for k, v in asdict(e).items() if k != "measurements"}, "eligible": True, "excluded_by": None}
+        for e in evidence
+    ]
+    able = [i for i, e in enumerate(evidence) if needs <= set(e.accepts)]
+    for i, row in enumerate(rows):
+        if i not in able:
+            lacks = ", ".join(sorted(needs - set(row["accepts"])))
+            row.update(eligible=False, excluded_by=f"does not accept {lacks}")
+    if not able:
+        return Route(-1, "no candidate accepts what the request needs", rows)
+    # FIDs compare only at one (n, features, split): the combination most able candidates were measured
+    # at; on a tie the selection split (routing is a decision), then the larger n
+    keys = Counter(
+        k
+        for i in able
+        for k in {
+            (m["n"], m["features"], m["split"]) for m in evidence[i].measurements if m["fid"] is not None
+        }
+    )
+    key = (
+        max(keys.items(), key=lambda kv: (kv[1], kv[0][2] == "selection", kv[0][0] or 0))[0] if keys else None
+    )
+    fid = {i: (evidence[i].at(key) or {}).get("fid") for i in able}
+    for i in able:
+        m = evidence[i].at(key) or {}
+        rows[i].update(
+            fid=m.get("fid"), fid_se=m.get("fid_se"), conformance=evidence[i].conformance_on(classes, key)
+        )
+    ok = []
+    for i in able:
+        e, why_not = evidence[i], None
+        conf = e.conformance_on(classes, key)
+        if classes and min_conformance > 0 and conf is not None and conf < min_conformance:
+            why_not = f"conformance {conf:.3f} < {min_conformance:g}"
+        elif (
+            max_seconds_per_image is not None
+            and e.seconds_per_image is not None
+            and e.seconds_per_image > max_seconds_per_image
+        ):
+            why_not = f"{e.seconds_per_image:.3g} s/image > {max_seconds_per_image:g}"
+        elif objective == "fastest" and (fid[i] is None or fid[i] > quality_bar):
+            why_not = "no comparable FID" if fid[i] is None else f"FID {fid[i]:.2f} > bar {quality_bar:g}"
+        if why_not:
+            rows[i].update(eligible=False, excluded_by=why_not)
+        else:
+            ok.append(i)
+    pool, relaxed = (ok, "") if ok else (able, " (no candidate met every constraint: chosen among all able)")
+
+    def rank(i: int) -> tuple:
+        if objective == "fastest":
+            spi = evidence[i].seconds_per_image
+            return (spi is None, spi if spi is not None else math.inf)
+        return (fid[i] is None, fid[i] if fid[i] is not None else math.inf)
+
+    order = sorted(pool, key=rank)
+    best = order[0]
+    for r, i in enumerate(order):
+        rows[i]["rank"] = r + 1
+    e = evidence[best]
+    if key is None:
+        why = f"{e.name}: no candidate has measured evidence; the first that accepts the request"
+    elif objective == "fastest":
+        why = (
+            f"{e.name}: the fastest ({e.seconds_per_image:.3g} s/image on {e.device}) of {len(pool)} with "
+            f"FID <= {quality_bar:g}"
+        )
+    elif fid[best] is None:
+        why = f"{e.name}: none of the eligible candidates has a comparable FID; the first eligible"
+    else:
+        n, feats, split = key
+        why = (
+            f"{e.name}: the lowest FID ({fid[best]:.2f} ± {rows[best]['fid_se'] or float('nan'):.2f}) of "
+            f"{sum(fid[i] is not None for i in pool)} comparable candidates (features {feats}, n={n}, "
+            f"{split} split)"
+        )
+        if split != "selection":
+            why += "; measured on the report split: no selection-split evidence was recorded for them all"
+    if classes:
+        conf = e.conformance_on(classes, key)
+        why += f"; conformance on classes {list(classes)}: " + (
+            "unmeasured" if conf is None else f"{conf:.3f}"
+        )
+    return Route(best, why + relaxed, rows, key)

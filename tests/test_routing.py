@@ -1,0 +1,229 @@
+"""Requests with classes, routing among creators by their evidence, and the agents on any creator.
+
+The agents speak to a conditional GAN and a diffusion model through the Creator protocol: class labels are
+carried through every refinement, diffusion gets its own actions (guidance, steps), a class request never
+reaches an unconditional creator, and the trace names the creator and every candidate considered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from artdirector.agents import Action, Director, EvaluationAgent, GenerationAgent, RefinementAgent, interpret
+from artdirector.agents.policies import ThresholdPolicy
+from artdirector.agents.types import RequestError, requested_classes
+from artdirector.creators.routing import Evidence, route
+from artdirector.errors import ConfigError
+from test_creators import TINY_UNET, _save
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
+
+
+# ---- requests ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, classes",
+    [
+        ("generate new art", None),
+        ("draw a 7", (7,)),
+        ("make three sevens", (7,)),  # "three" counts; "sevens" is the class
+        ("sevens please", (7,)),
+        ("some 5s and 8s", (5, 8)),
+        ("a 3 next to a 7", (3, 7)),
+        ("generate 64 images", None),  # a number of two digits is a count
+        ("one more please", None),  # "one" as a pronoun
+        ("draw the digit one", (1,)),
+        ("refine these 4s", (4,)),
+        ("generate new threes", (3,)),
+    ],
+)
+def test_requests_name_their_classes(text, classes) -> None:
+    assert requested_classes(text) == classes
+
+
+def test_a_class_request_says_what_it_needs() -> None:
+    r = interpret("draw a 7", has_input=False)
+    assert (
+        r.task == "create"
+        and r.classes == (7,)
+        and r.needs == {"class"}
+        and "class-conditional" in r.understood
+    )
+    assert interpret("generate new art", False).needs == frozenset()
+
+
+# ---- routing ----------------------------------------------------------------------------------------
+def _ev(name, accepts=("nothing",), fid=None, spi=None, conf=None, n=1000, split="selection", per_class=None):
+    m = []
+    if fid is not None:
+        c = None if conf is None else {"overall": conf, **(per_class or {})}
+        m.append({"n": n, "features": "lenet:1", "split": split, "fid": fid, "fid_se": 1.0, "conformance": c})
+    return Evidence(name, f"{name}.ckpt", sorted(accepts), spi, "cpu", m)
+
+
+def test_route_filters_by_need_then_ranks_by_quality() -> None:
+    gan = _ev("gan", fid=10.0, spi=1e-4)
+    cgan = _ev("cgan", ("nothing", "class"), fid=30.0, spi=1e-4, conf=0.99)
+    diff = _ev("ddpm", ("nothing", "class"), fid=20.0, spi=1e-1, conf=0.999)
+    r = route([gan, cgan, diff])
+    assert r.chosen == 0 and "lowest FID" in r.why and "selection split" in r.why
+    r = route([gan, cgan, diff], needs=frozenset({"class"}), classes=(7,))
+    assert r.chosen == 2 and r.table[0]["excluded_by"] == "does not accept class"
+    # a time budget per image rules the slow one out
+    r = route([gan, cgan, diff], needs=frozenset({"class"}), classes=(7,), max_seconds_per_image=1e-2)
+    assert r.chosen == 1 and "s/image" in r.table[2]["excluded_by"]
+    # fastest above a quality bar
+    r = route([gan, cgan, diff], objective="fastest", quality_bar=25.0)
+    assert r.chosen == 0 and "FID 30.00 > bar 25" in r.table[1]["excluded_by"]
+    with pytest.raises(ConfigError, match="quality bar"):
+        route([gan], objective="fastest")
+    with pytest.raises(ConfigError, match="selection must be"):
+        route([gan], objective="prettiest")
+
+
+def test_route_uses_conformance_on_the_requested_classes() -> None:
+    a = _ev("a", ("nothing", "class"), fid=10.0, conf=0.95, per_class={"7": 0.5, "3": 0.99})
+    b = _ev("b", ("nothing", "class"), fid=20.0, conf=0.95, per_class={"7": 0.99, "3": 0.99})
+    r = route([a, b], frozenset({"class"}), (7,), min_conformance=0.9)
+    assert r.chosen == 1 and "conformance 0.500 < 0.9" in r.table[0]["excluded_by"] and "0.990" in r.why
+    assert route([a, b], frozenset({"class"}), (3,), min_conformance=0.9).chosen == 0
+    # nobody meets the bar: the best able one, and the reason says so
+    r = route([a], frozenset({"class"}), (7,), min_conformance=0.9)
+    assert r.chosen == 0 and "no candidate met every constraint" in r.why
+
+
+def test_route_compares_fids_only_at_one_n_features_and_split() -> None:
+    a = _ev("a", fid=5.0, n=64)  # a small-n FID is not comparable with the others' n=1000
+    b = _ev("b", fid=40.0)
+    c = _ev("c", fid=30.0)
+    r = route([a, b, c])
+    assert r.key == (1000, "lenet:1", "selection") and r.chosen == 2 and r.table[0]["fid"] is None
+    # uncatalogued candidates come last; with no evidence at all, the first able one
+    assert route([_ev("x"), _ev("y", fid=3.0)]).chosen == 1
+    r = route([_ev("x"), _ev("y")])
+    assert r.chosen == 0 and "no candidate has measured evidence" in r.why
+
+
+# ---- the agents on a class-conditional GAN and on a diffusion model ------------------------------------
+@pytest.fixture(scope="module")
+def creators(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from artdirector.runtime import CONFIG_DIR
+
+    out = tmp_path_factory.mktemp("creators")
+
+    def make(overrides, name):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=[*overrides, "trainer=cpu"])
+        torch.manual_seed(0)
+        return _save(instantiate(cfg.model, _recursive_=False), out / f"{name}.ckpt")
+
+    cgan = make(
+        ["model=cdcgan", "model.generator.base_channels=16", "model.discriminator.base_channels=16"], "cgan"
+    )
+    ddpm = make([*TINY_UNET, "model.steps=2", "model.guidance=1.0"], "ddpm")
+    gan = make(
+        ["model=dcgan", "model.generator.base_channels=16", "model.discriminator.base_channels=16"], "gan"
+    )
+    return SimpleNamespace(cgan=cgan, ddpm=ddpm, gan=gan, dir=out)
+
+
+def _agents(gen, data, out):
+    from artdirector.evaluation import Evaluator, LeNetFeatures
+
+    ev = Evaluator(LeNetFeatures("mnist"), name="lenet", kid_subsets=5, kid_subset_size=20, n_bootstrap=10)
+    report = ev.copy_for(data, "report", 100)
+    ev.set_reference_from(data, "selection", 100)
+    x, y = [], []
+    for xb, yb in data.val_dataloader():
+        x.append(xb)
+        y.append(yb)
+    ref = RefinementAgent(
+        gen,
+        real_images=torch.cat(x)[:100],
+        real_labels=torch.cat(y)[:100],
+        datamodule=data,
+        output_dir=out,
+        defaults={
+            "drs": {"burn_in": 64, "max_candidates": 400},
+            "langevin": {"steps": 2},
+            "dot": {"steps": 2},
+        },
+    )
+    return EvaluationAgent(ev, report), ref
+
+
+def test_a_class_request_never_reaches_an_unconditional_creator(creators) -> None:
+    with pytest.raises(RequestError, match="class-conditional"):
+        GenerationAgent([str(creators.gan)], request=interpret("draw a 7", False))
+    gen = GenerationAgent([str(creators.gan), str(creators.cgan)], request=interpret("draw a 7", False))
+    assert gen.creator.name == "cgan"
+    assert [c["eligible"] for c in gen.candidates] == [False, True]
+
+
+def test_conditional_gan_labels_survive_every_refinement(creators, data, tmp_path) -> None:
+    gen = GenerationAgent(str(creators.cgan), request=interpret("draw threes and sevens", False), seed=1)
+    samples = gen.generate(interpret("draw threes and sevens", False), 40)
+    assert samples.labels.tolist() == [3, 7] * 20
+    ev, ref = _agents(gen, data, tmp_path)
+    for action in ("drs", "langevin", "dot", "truncation"):
+        out = ref.refine(samples, Action(action)).samples
+        assert torch.equal(out.labels, samples.labels), action
+        # the refined images are G(z, y) of the refined latents with the same labels
+        assert torch.allclose(gen.model.sample(z=out.latents, labels=out.labels), out.images, atol=1e-5)
+    report = ev.evaluate(samples, gen.model)
+    assert 0 <= report.metrics()["conformance"] <= 1 and report.d_logits.shape == (40,)
+
+
+def test_diffusion_actions_resample_the_same_seeds(creators, data, tmp_path) -> None:
+    gen = GenerationAgent(str(creators.ddpm), request=interpret("draw a 2", False), seed=0)
+    assert gen.capabilities == {"guidance", "steps"}
+    samples = gen.generate(interpret("draw a 2", False), 8)
+    assert samples.latents is None and samples.seed is not None and samples.labels.tolist() == [2] * 8
+    _, ref = _agents(gen, data, tmp_path)
+    stronger = ref.refine(samples, Action("guidance", {"factor": 3.0}))
+    assert stronger.paired and stronger.samples.options["guidance"] == 3.0
+    assert not torch.equal(stronger.samples.images, samples.images)
+    # the same seed at the old scale gives back the old images exactly: only guidance changed
+    same = ref.refine(samples, Action("guidance", {"scale": 1.0}))
+    assert torch.equal(same.samples.images, samples.images)
+    more = ref.refine(samples, Action("steps", {"factor": 2.0})).samples
+    assert more.options["steps"] == 4 and more.history[-1] == "steps(2 -> 4)"
+    with pytest.raises(ValueError, match="does not have"):
+        ref.refine(samples, Action("drs"))
+    with pytest.raises(RequestError, match="variations move latents"):
+        gen.generate(interpret("variations", True), 4, base=samples)
+
+
+def test_the_director_on_a_diffusion_creator_offers_only_its_actions(creators, data, tmp_path) -> None:
+    from jsonschema import validate
+
+    request = interpret("generate new art", False)
+    gen = GenerationAgent(str(creators.ddpm), request=request, seed=0)
+    ev, ref = _agents(gen, data, tmp_path)
+    policy = ThresholdPolicy(actions=["drs", "langevin", "truncation", "finetune", "guidance", "steps"])
+    d = Director(gen, ev, ref, policy, tmp_path / "run", n=32, max_steps=2, tensorboard=False, z=1e9)
+    res = d.run(request)
+    assert [s.action for s in res.memory.refinements] == ["guidance", "steps"]
+    trace = json.loads((tmp_path / "run" / "trace.json").read_text())
+    validate(trace, SCHEMA)
+    assert trace["model"]["creator"]["name"] == "ddpm" and trace["model"]["creator"]["kind"] == "diffusion"
+    assert "mean_d_logit" not in trace["final"]["metrics"]  # no critic, no made-up logit
+    assert (tmp_path / "run" / "final" / "labels.pt").is_file()
+
+
+def test_the_zoo_routes_a_class_request_to_the_conditional_gan(tmp_path) -> None:
+    from artdirector.agent import zoo_checkpoints
+
+    gen = GenerationAgent(zoo_checkpoints(), request=interpret("draw a 7", False))
+    assert gen.creator.accepts >= {"class"}
+    assert all(c["eligible"] == ("class" in c["accepts"]) for c in gen.candidates)
+    assert gen.draw(4).labels.tolist() == [7] * 4
