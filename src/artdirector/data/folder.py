@@ -173,6 +173,28 @@ class ImageFolderDataModule(ImageDataModule):
         train, self.selection_set = hold_out(*rest.tensors, n_selection, self.split_seed + 1)
         self.train_set = self._limit(train)
 
+    def readable_files(self) -> list[str]:
+        """The relative paths of the images read, in the order of the decoded tensors (skipped files left
+        out): ``readable_files()[i]`` is the file behind image ``i`` of the folder."""
+        files, _ = self._listing()
+        self._load()
+        skipped = {c.rsplit(" (", 1)[0] for c in self.corrupt_files}
+        names = [str(f.relative_to(self.root)) for f, _ in files]
+        return [n for n in names if n not in skipped]
+
+    def source_resolutions(self) -> dict[str, int]:
+        """How many readable images have each source size ``WxH`` (read from the file headers), most common
+        first."""
+        sizes: dict[str, int] = {}
+        for name in self.readable_files():
+            try:
+                with Image.open(self.root / name) as im:
+                    key = f"{im.width}x{im.height}"
+            except (UnidentifiedImageError, OSError, ValueError):
+                key = "unreadable now"
+            sizes[key] = sizes.get(key, 0) + 1
+        return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
     def card(self) -> dict[str, Any]:
         """What was read: counts, classes, skipped files (the start of the data card)."""
         images, labels = self._load()
