@@ -7,7 +7,18 @@ class conformance (the share of samples the project's classifier assigns to the 
 and overall; seconds per image on this device. For diffusion also: sampling images/s at 10/25/50/250 steps
 and FID at ``--steps-n`` samples for 25 against 250 steps (DPM-Solver++ and DDPM ancestral).
 
-Writes ``<ckpt stem>.card.json`` beside each checkpoint (or into ``--out``) and prints a table.
+Routing evidence: a second draw (seed + 1) of ``--selection-n`` samples against the **selection** split
+(what the Generation Agent decides from: routing is a decision), stored as the card's ``selection`` block.
+Per-class FIDs on the report split for conditional creators (each class's samples against the report
+images of that class). Training images/s: ``--train-steps`` optimiser steps on random batches of
+``--train-batch`` on this device, after two warm-up steps.
+
+Then the **routing regret** over a set of requests (one unconditional, one per class): the creator the
+agent's router picks from the selection-split evidence against the best creator measured after the fact on
+the report split (overall FID; per-class FID for a class request); regret = (chosen - best) / best.
+
+Writes ``<ckpt stem>.card.json`` beside each checkpoint (or into ``--out``), merged into an existing card
+(its recipe, hashes and notes are kept), and prints the tables.
 
     python scripts/bench_creators.py src/artdirector/zoo/*.ckpt --n 10000        # on a GPU
     python scripts/bench_creators.py a.ckpt --n 500 --steps-n 100 --steps 2 4     # a quick CPU check
@@ -16,15 +27,21 @@ Writes ``<ckpt stem>.card.json`` beside each checkpoint (or into ``--out``) and 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import time
 from pathlib import Path
 
+import lightning as L
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
+from artdirector.agent import labelled_images
 from artdirector.creators import ADAPTERS
+from artdirector.creators.routing import read_evidence, route
 from artdirector.data import TorchvisionDataModule
+from artdirector.evaluate import copy_check
 from artdirector.evaluation import Evaluator, LeNetFeatures
 from artdirector.io import save_grid, write_json
 from artdirector.models.base import balanced_labels
@@ -49,8 +66,62 @@ def conformance(pred: torch.Tensor, want: torch.Tensor, classes: int) -> dict:
     return {"overall": float((pred == want).float().mean()), "per_class": per}
 
 
+class _StepTimer(L.Callback):
+    """Wall time of the training batches after ``warmup`` (kernels, allocator and caches warm)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.t0, self.seconds = warmup, None, None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            sync(module.device)
+            self.t0 = time.perf_counter()
+
+    def on_train_end(self, trainer, module) -> None:
+        sync(module.device)
+        self.seconds = time.perf_counter() - self.t0
+
+
+def train_images_per_s(kind: str, hparams: dict, device: torch.device, steps: int, batch: int) -> float:
+    """Optimiser steps of the creator's own training_step on random labelled batches, timed after 2."""
+    model = module_class(kind)(**hparams)
+    shape = tuple(model.image_shape)
+    n = batch * (steps + 2)
+    data = TensorDataset(torch.rand(n, *shape) * 2 - 1, torch.randint(0, 10, (n,)))
+    timer = _StepTimer(warmup=2)
+    trainer = L.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        max_steps=steps + 2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(model, DataLoader(data, batch_size=batch, drop_last=True))
+    return steps * batch / timer.seconds
+
+
+def per_class_fids(ev: Evaluator, images, labels, real_x, real_y) -> dict[str, float]:
+    """Each class's samples against the real images of that class (equal n per class where possible)."""
+    out = {}
+    for c in labels.unique().tolist():
+        ev_c = copy.copy(ev)
+        ev_c.set_reference(real_x[real_y == c], dataset=f"mnist[class {c}]", split=ev.reference_key["split"])
+        out[str(c)] = ev_c.frechet(ev_c.features(images[labels == c]))
+    return out
+
+
 def card_for(
-    path: Path, ev: Evaluator, ev_steps: Evaluator, floor: tuple[float, float], args, device: torch.device
+    path: Path,
+    ev: Evaluator,
+    ev_steps: Evaluator,
+    ev_sel: Evaluator,
+    report_xy,
+    floor: tuple[float, float],
+    args,
+    device: torch.device,
 ) -> dict:
     ckpt = read_checkpoint(path)  # read once: the model and the card's epoch/step both come from it
     kind = checkpoint_kind(ckpt)
@@ -63,10 +134,10 @@ def card_for(
         creator, labels[:8] if labels is not None else None, 8, 0, device, **opts
     )  # warm-up (kernels, allocator)
     images, seconds = timed(creator, labels, args.n, args.seed, device, **opts)
-    save_grid(images[:100], (args.out or path.parent) / f"{path.stem}.grid.png", nrow=10)
+    save_grid(images[:100], args.grids / f"{path.stem}.grid.png", nrow=10)
     r = ev.evaluate(images)
     card = {
-        "checkpoint": str(path),
+        "checkpoint": path.name,  # the card sits beside it
         "kind": kind,
         "conditional": bool(classes),
         "parameters": params,
@@ -82,11 +153,35 @@ def card_for(
         "seconds_per_image": seconds / args.n,
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else platform.processor() or "cpu",
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "torch": torch.__version__,
     }
+    # are the samples copies of training images? (Meehan et al. 2020; the Evaluation Agent's copy rate)
+    card["copy_rate"] = copy_check(
+        ev, report_xy.datamodule, images, r.features, grid=args.grids / f"{path.stem}.copies.png"
+    )
     if classes:
         card["conformance"] = conformance(r.labels, labels, classes)
+        card["per_class_fid"] = per_class_fids(ev, images, labels, report_xy.x, report_xy.y)
+    # routing evidence: a fresh draw against the selection split
+    m = args.selection_n
+    sel_labels = balanced_labels(m, classes) if classes else None
+    sel_images, _ = timed(creator, sel_labels, m, args.seed + 1, device, **opts)
+    rs = ev_sel.evaluate(sel_images)
+    card["selection"] = {
+        "n": m,
+        "split": "selection",
+        "features": ev_sel.identity,
+        "reference": ev_sel.reference_key,
+        "seed": args.seed + 1,
+        "metrics": {k: getattr(rs, k) for k in ("fid", "fid_se", "kid", "kid_std", "precision", "recall")},
+        **({"conformance": conformance(rs.labels, sel_labels, classes)} if classes else {}),
+    }
+    if args.train_steps:
+        card["train_images_per_s"] = train_images_per_s(
+            kind, dict(ckpt["hyper_parameters"]), device, args.train_steps, args.train_batch
+        )
+        card["train_batch"] = args.train_batch
     if kind == "diffusion":
         card["sampler"] = {**model.defaults, **opts}
         card["sampling"] = sampling_sweep(creator, ev_steps, args, device)
@@ -128,11 +223,30 @@ def main() -> None:
         default=None,
         help="diffusion: steps of the main draw (default: the model's)",
     )
+    p.add_argument("--selection-n", type=int, default=1000, help="samples of the routing evidence")
+    p.add_argument("--train-steps", type=int, default=20, help="timed training steps (0: skip)")
+    p.add_argument("--train-batch", type=int, default=128)
+    p.add_argument("--skip-regret", action="store_true")
+    p.add_argument(
+        "--regret-only", action="store_true", help="measure nothing: the regret table from the cards there"
+    )
     p.add_argument("--data-root", default="data")
+    p.add_argument(
+        "--grids", type=Path, default=Path("outputs/bench_creators"), help="sample and copy-pair grids"
+    )
     p.add_argument(
         "--out", type=Path, default=None, help="where the cards go (default: beside each checkpoint)"
     )
     args = p.parse_args()
+    if args.regret_only:
+        cards = [
+            json.loads((args.out or c.parent).joinpath(f"{c.stem}.card.json").read_text()) for c in args.ckpts
+        ]
+        for path, card in zip(args.ckpts, cards, strict=True):
+            card["checkpoint"] = str(path)
+        args.selection_n = cards[0]["selection"]["n"]
+        regret_table(args, cards)
+        return
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = (
         True  # tf32 tensor cores for sampling (cuDNN convs use them already)
@@ -143,26 +257,93 @@ def main() -> None:
     floor = ev.floor(dm.real_images("train", 3 * args.n), args.n, draws=3)
     ev_steps = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir="outputs/cache/reference").to(device)
     ev_steps.set_reference_from(dm, "report", args.steps_n)
+    ev_sel = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir="outputs/cache/reference").to(device)
+    ev_sel.set_reference_from(dm, "selection", args.selection_n)
+    sel_floor = ev_sel.floor(dm.real_images("train", 3 * args.selection_n), args.selection_n, draws=3)
+    from types import SimpleNamespace
+
+    x, y = labelled_images(dm, "report")
+    report_xy = SimpleNamespace(x=x, y=y, datamodule=dm)
+    args.grids.mkdir(parents=True, exist_ok=True)
     cards = []
     for path in args.ckpts:
-        card = card_for(path, ev, ev_steps, floor, args, device)
+        card = card_for(path, ev, ev_steps, ev_sel, report_xy, floor, args, device)
+        card["selection"]["floor"] = {"fid": sel_floor[0], "sd": sel_floor[1], "n": args.selection_n}
         out = (args.out or path.parent) / f"{path.stem}.card.json"
+        old = json.loads(out.read_text()) if out.is_file() else {}
+        card = {**old, **card}  # the evidence is new; the recipe, hashes and notes of an exported card stay
         write_json(out, card)
         cards.append(card)
         print(json.dumps({k: card[k] for k in ("checkpoint", "metrics", "seconds_per_image")}), flush=True)
     print(
         f"\nreport split, n = {args.n}, LeNet features ({ev.identity}); real-vs-real floor {floor[0]:.1f} ± {floor[1]:.1f}\n"
     )
-    print("| creator | kind | parameters | FID ± SE | KID | precision | recall | conformance | ms / image |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| creator | kind | parameters | train images/s | sampling images/s | FID ± SE | KID | precision | "
+        "recall | conformance | copy rate | selection FID (n, routing) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in cards:
-        m = c["metrics"]
+        m, sm = c["metrics"], c["selection"]["metrics"]
         conf = f"{100 * c['conformance']['overall']:.1f} %" if "conformance" in c else "n/a"
+        tr = f"{c['train_images_per_s']:.0f}" if c.get("train_images_per_s") else "-"
+        cr = c.get("copy_rate")
+        copies = f"{100 * cr['copy_rate']:.1f} ± {100 * cr['se']:.1f} %" if cr else "-"
         print(
-            f"| {Path(c['checkpoint']).stem} | {c['kind']} | {c['parameters'] / 1e6:.2f} M | {m['fid']:.1f} ± "
-            f"{m['fid_se']:.1f} | {m['kid']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | {conf} | "
-            f"{1000 * c['seconds_per_image']:.3f} |"
+            f"| {Path(c['checkpoint']).stem} | {c['kind']} | {c['parameters'] / 1e6:.2f} M | {tr} | "
+            f"{1 / c['seconds_per_image']:.0f} | {m['fid']:.1f} ± {m['fid_se']:.1f} | {m['kid']:.1f} | "
+            f"{m['precision']:.3f} | {m['recall']:.3f} | {conf} | {copies} | {sm['fid']:.1f} ± {sm['fid_se']:.1f} "
+            f"({c['selection']['n']}) |"
         )
+    for c in cards:
+        for row in c.get("sampling", []):
+            print(json.dumps({"creator": Path(c["checkpoint"]).stem, **row}))
+    if not args.skip_regret:
+        regret_table(args, cards)
+
+
+def regret_table(args, cards: list[dict]) -> None:
+    """Route each request from the selection-split evidence; score it by what the report split says after."""
+    from types import SimpleNamespace
+
+    creators = [
+        SimpleNamespace(
+            name=Path(c["checkpoint"]).stem,
+            path=Path(c["checkpoint"]),
+            accepts=frozenset({"nothing", "class"} if c["conditional"] else {"nothing"}),
+            card=c,
+        )
+        for c in cards
+    ]
+    evidence = [read_evidence(c) for c in creators]
+    requests = [("any", None)] + [(f"class {k}", (k,)) for k in range(10)]
+    print(
+        f"\nrouting regret (chosen from the selection split, n={args.selection_n}; judged on the report split)"
+    )
+    print("| request | chosen | best after the fact | chosen FID | best FID | regret |")
+    print("|---|---|---|---:|---:|---:|")
+    regrets = []
+    for name, classes in requests:
+        needs = frozenset({"class"}) if classes else frozenset()
+        r = route(evidence, needs, classes, min_conformance=0.9 if classes else 0.0)
+        able = [i for i, c in enumerate(creators) if needs <= c.accepts]
+        if r.chosen < 0 or not able:
+            print(f"| {name} | none can serve it | - | - | - | - |")
+            continue
+
+        def truth(i: int, classes=classes) -> float:
+            c = cards[i]
+            return c["per_class_fid"][str(classes[0])] if classes else c["metrics"]["fid"]
+
+        best = min(able, key=truth)
+        regret = (truth(r.chosen) - truth(best)) / truth(best)
+        regrets.append(regret)
+        print(
+            f"| {name} | {creators[r.chosen].name} | {creators[best].name} | {truth(r.chosen):.1f} | "
+            f"{truth(best):.1f} | {100 * regret:.1f} % |"
+        )
+    if regrets:
+        print(f"\nmean routing regret {100 * sum(regrets) / len(regrets):.1f} % over {len(regrets)} requests")
 
 
 if __name__ == "__main__":
