@@ -23,6 +23,7 @@ from artdirector.models.base import (
     plain,
 )
 from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint
+from artdirector.models.diffaugment import diff_augment, parse_policy
 
 
 @contextlib.contextmanager
@@ -39,6 +40,17 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 
 
 UPDATE_RULES = ("simultaneous", "alternating")
+
+
+def diffaugment_policy(policy: str | None) -> tuple[str, ...]:
+    """The parsed ``model.diffaugment`` policy (``"auto"``: off here; ``train()`` decides it from the data
+    card before the module is built); an unknown policy is a :class:`ConfigError`."""
+    if policy == "auto":
+        return ()
+    try:
+        return parse_policy(policy)
+    except ValueError as err:
+        raise ConfigError(f"model.diffaugment: {err}") from None
 
 
 class GANModule(ExactResume, L.LightningModule):
@@ -60,6 +72,10 @@ class GANModule(ExactResume, L.LightningModule):
         n_fixed_noise: size of the fixed noise batch whose grid is logged every epoch.
         fixed_noise_seed: seed of that batch, so grids are comparable across runs and resumes.
         update_rule: ``simultaneous`` (the seed's) or ``alternating``.
+        diffaugment: DiffAugment policy applied to real and fake images before D in both steps
+            (:mod:`artdirector.models.diffaugment`): ``""`` off (the seed's), e.g. ``"color,translation,cutout"``;
+            ``"auto"`` is decided by ``train()`` from the data card and is off when the module is built
+            without it.
     """
 
     kind = "gan"
@@ -73,6 +89,7 @@ class GANModule(ExactResume, L.LightningModule):
         n_fixed_noise: int = 16,
         fixed_noise_seed: int = 0,
         update_rule: str = "simultaneous",
+        diffaugment: str = "",
     ) -> None:
         super().__init__()
         if update_rule not in UPDATE_RULES:
@@ -80,6 +97,7 @@ class GANModule(ExactResume, L.LightningModule):
                 f"model.update_rule must be one of {', '.join(UPDATE_RULES)}, got {update_rule!r}"
             )
         self.update_rule = update_rule
+        self.diffaugment = diffaugment_policy(diffaugment)
         self.automatic_optimization = False
         generator, discriminator = plain(generator), plain(discriminator)
         optimizer_g, optimizer_d = plain(optimizer_g), plain(optimizer_d)
@@ -230,10 +248,16 @@ class GANModule(ExactResume, L.LightningModule):
             sync_dist=self.trainer.world_size > 1,  # epoch means over every rank's batches under DDP
         )
 
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """DiffAugment before D (the identity, drawing no random numbers, when it is off)."""
+        return diff_augment(x, self.diffaugment) if self.diffaugment else x
+
     def _simultaneous_step(self, real, fake, opt_g, opt_d, y=None):
-        """Both losses from one forward pass; both gradients taken before either optimiser steps."""
-        d_real = self._d(real, y)
-        d_fake = self._d(fake, y)
+        """Both losses from one forward pass; both gradients taken before either optimiser steps. With
+        DiffAugment, D sees augmented real and fake images, and both losses come from those outputs (G's
+        gradient flows back through the augmentation)."""
+        d_real = self._d(self._augment(real), y)
+        d_fake = self._d(self._augment(fake), y)
         d_loss, g_loss = self._d_loss(d_real, d_fake), self._g_loss(d_fake)
         self._ensure_finite("train/d_loss", d_loss)
         self._ensure_finite("train/g_loss", g_loss)
@@ -274,17 +298,18 @@ class GANModule(ExactResume, L.LightningModule):
             g.copy_(reduced)
 
     def _alternating_step(self, real, fake, opt_g, opt_d, y=None):
-        """D steps on ``fake.detach()``; then G steps through the just-updated D."""
+        """D steps on ``fake.detach()``; then G steps through the just-updated D. With DiffAugment, every
+        D pass sees freshly augmented images (real and fake in the D step, fake in the G step)."""
         with self.toggled_optimizer(opt_d):
-            d_real = self._d(real, y)
-            d_fake = self._d(fake.detach(), y)
+            d_real = self._d(self._augment(real), y)
+            d_fake = self._d(self._augment(fake.detach()), y)
             d_loss = self._d_loss(d_real, d_fake)
             self._ensure_finite("train/d_loss", d_loss)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
         with self.toggled_optimizer(opt_g):
-            g_loss = self._g_loss(self._d(fake, y))
+            g_loss = self._g_loss(self._d(self._augment(fake), y))
             self._ensure_finite("train/g_loss", g_loss)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
