@@ -304,8 +304,8 @@ def test_policies_never_offer_an_action_the_creator_cannot_do() -> None:
     cases = {
         (GANCreator.capabilities, True): gan,
         (GANCreator.capabilities, False): ["finetune"],  # latent actions need the samples' latents
-        # DRS & co need a critic and latents; finetune is GAN-only so far; guidance and steps are diffusion's
-        (DiffusionCreator.capabilities, False): ["guidance", "steps"],
+        # DRS & co need a critic and latents; guidance and steps are diffusion's; both kinds train further
+        (DiffusionCreator.capabilities, False): ["finetune", "guidance", "steps"],
         (frozenset(), False): [],
     }
     for (caps, latents), expected in cases.items():

@@ -156,6 +156,7 @@ def _agents(gen, data, out):
             "drs": {"burn_in": 64, "max_candidates": 400},
             "langevin": {"steps": 2},
             "dot": {"steps": 2},
+            "finetune": {"steps": 2},
         },
     )
     return EvaluationAgent(ev, report), ref
@@ -185,7 +186,7 @@ def test_conditional_gan_labels_survive_every_refinement(creators, data, tmp_pat
 
 def test_diffusion_actions_resample_the_same_seeds(creators, data, tmp_path) -> None:
     gen = GenerationAgent(str(creators.ddpm), request=interpret("draw a 2", False), seed=0)
-    assert gen.capabilities == {"guidance", "steps"}
+    assert gen.capabilities == {"guidance", "steps", "trainable"}
     samples = gen.generate(interpret("draw a 2", False), 8)
     assert samples.latents is None and samples.seed is not None and samples.labels.tolist() == [2] * 8
     _, ref = _agents(gen, data, tmp_path)
@@ -210,9 +211,12 @@ def test_the_director_on_a_diffusion_creator_offers_only_its_actions(creators, d
     gen = GenerationAgent(str(creators.ddpm), request=request, seed=0)
     ev, ref = _agents(gen, data, tmp_path)
     policy = ThresholdPolicy(actions=["drs", "langevin", "truncation", "finetune", "guidance", "steps"])
-    d = Director(gen, ev, ref, policy, tmp_path / "run", n=32, max_steps=2, tensorboard=False, z=1e9)
+    d = Director(gen, ev, ref, policy, tmp_path / "run", n=32, max_steps=3, tensorboard=False)
+    ev.selection.fid_difference = lambda *a, **k: (1.0, 0.0)  # every step "helps": the replay takes all three
     res = d.run(request)
-    assert [s.action for s in res.memory.refinements] == ["guidance", "steps"]
+    assert [s.action for s in res.memory.refinements] == ["finetune", "guidance", "steps"]
+    assert all(s.accepted for s in res.memory.refinements) and str(gen.ckpt).endswith("finetune_01.ckpt")
+    assert res.verdict["chain"] == ["finetune", "guidance", "steps"]
     trace = json.loads((tmp_path / "run" / "trace.json").read_text())
     validate(trace, SCHEMA)
     assert trace["model"]["creator"]["name"] == "ddpm" and trace["model"]["creator"]["kind"] == "diffusion"

@@ -245,11 +245,12 @@ class Director:
             for link in chain:
                 if link.model is not None:
                     self.gen.use_model(link.model, link.model_path)
-                    replay = replay.derived(
-                        self.gen.from_latents(replay.latents, labels=replay.labels).images,
-                        replay.latents,
-                        f"{link.action} (replayed: its accepted model)",
-                    )
+                    what = f"{link.action} (replayed: its accepted model)"
+                    if replay.latents is not None:
+                        images = self.gen.from_latents(replay.latents, labels=replay.labels).images
+                        replay = replay.derived(images, replay.latents, what)
+                    else:  # the same seeds through the accepted model
+                        replay = self.gen.resample(replay, what)
                 else:
                     replay = self.refiner.refine(replay, Action(link.action, dict(link.params))).samples
             directed = self._evaluate(replay, split="report")

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from artdirector.agents.generation import GenerationAgent
 from artdirector.agents.types import Action, Candidate, Samples
+from artdirector.creators import wrap
 from artdirector.io import atomic_write
-from artdirector.models.checkpoint import read_checkpoint
-from artdirector.models.gan import GANModule
+from artdirector.models.checkpoint import checkpoint_kind, load_module, module_class, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -275,26 +275,30 @@ class RefinementAgent:
 
     # ---- model level -----------------------------------------------------------------------------
     def finetune(self, samples: Samples, steps: int = 50, precision: str = "32-true") -> Candidate:
-        """Continue the GAN's own training from its checkpoint for ``steps`` batches (optimiser state
+        """Continue the creator's own training from its checkpoint for ``steps`` batches (optimiser state
         included), write the result as a new checkpoint under the run's directory (the source is never
-        touched) and regenerate the same latents with it. The Generation Agent stays on its model unless the
+        touched) and redraw the same samples with it: the same latents (and labels) for a GAN, the same seeds,
+        labels and sampling options for a diffusion model. The Generation Agent stays on its model unless the
         Director accepts the candidate. A weights-only checkpoint (a shipped zoo model) starts its optimisers
         afresh."""
         if self.datamodule is None:
             raise ValueError("finetune needs a data module to train on")
         src = self.gen.ckpt  # the model in effect: the source, or the last accepted finetune
         ckpt = read_checkpoint(src)
+        kind = checkpoint_kind(ckpt)
+        cls = module_class(kind)
         resumable = "optimizer_states" in ckpt
         start = int(ckpt.get("global_step", 0)) if resumable else 0
-        model = GANModule(**ckpt["hyper_parameters"])
+        model = cls(**ckpt["hyper_parameters"])
         if not resumable:
             model.load_state_dict(ckpt["state_dict"])
         accel = "gpu" if self.model.device.type == "cuda" else "cpu"
+        per_batch = 2 if kind == "gan" else 1  # a GAN's global step counts G's and D's optimiser steps
         trainer = L.Trainer(
             accelerator=accel,
             devices=1,
             precision=precision,
-            max_steps=start + 2 * steps,
+            max_steps=start + per_batch * steps,
             max_epochs=-1,
             logger=False,
             enable_checkpointing=False,
@@ -309,14 +313,22 @@ class RefinementAgent:
         self._finetunes += 1
         out = self.output_dir / "checkpoints" / f"finetune_{self._finetunes:02d}.ckpt"
         atomic_write(out, lambda p: trainer.save_checkpoint(p, weights_only=False))  # full state: resumable
-        new_model = GANModule.from_checkpoint(out, map_location=self.gen.device)
-        z = samples.latents if samples.latents is not None else self.gen.latents(len(samples))
-        images = self.gen.from_latents(z, model=new_model, labels=samples.labels).images
+        new_model = load_module(out, kinds=(kind,), map_location=self.gen.device).eval()
+        action = f"finetune(steps={steps})"
+        if samples.latents is not None or samples.seed is None:
+            z = samples.latents if samples.latents is not None else self.gen.latents(len(samples))
+            images = self.gen.from_latents(z, model=new_model, labels=samples.labels).images
+            new = samples.derived(images, z.cpu(), action, model=str(out))
+        else:  # the same seeds, labels and options through the new weights
+            d = wrap(new_model, out).sample(
+                len(samples), samples.labels, seed=samples.seed, **samples.options
+            )
+            new = samples.derived(d.images, None, action, model=str(out), options=d.options)
         return Candidate(
-            samples.derived(images, z.cpu(), f"finetune(steps={steps})", model=str(out)),
+            new,
             model=new_model,
             model_path=str(out),
-            paired=samples.latents is not None,
+            paired=samples.latents is not None or samples.seed is not None,
         )
 
     # ---- diffusion: sampling options ------------------------------------------------------------------

@@ -125,8 +125,7 @@ class GANCreator(_Adapter):
 
 class DiffusionCreator(_Adapter):
     kind = "diffusion"
-    # not yet "trainable": the finetune action rebuilds GANs only
-    capabilities = frozenset({"guidance", "steps"})
+    capabilities = frozenset({"guidance", "steps", "trainable"})
 
     def sample(self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any) -> Drawn:
         unknown = set(options) - {"sampler", "steps", "guidance"}
