@@ -22,8 +22,9 @@ from artdirector.agents import (
     interpret,
     load_input,
 )
-from artdirector.errors import at_least, check_settings, report_user_errors
+from artdirector.errors import ConfigError, at_least, check_settings, report_user_errors
 from artdirector.runtime import CONFIG_DIR, ZOO_DIR, resolve_device
+from artdirector.train import card_summary, run_data_agent
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,38 @@ def labelled_images(
             break
     x, y = torch.cat(xs), torch.cat(ys)
     return (x, y) if n is None else (x[:n], y[:n])
+
+
+def report_split_warnings(
+    card: dict, n: int, n_real: int, classes: tuple[int, ...] | None = None
+) -> list[str]:
+    """Where the report split cannot give the precision this request needs: fewer report images than the
+    reference size asked for (``n_real``), than the batch compared at equal n (``n``), or than 1,000 (FID
+    below that is mostly bias and noise); for a class request, the report images of those classes."""
+    n_report = int(card["splits"]["report"]["n"])
+    what = "report split"
+    by_split = card.get("n_per_class_by_split") or {}
+    if classes and by_split.get("report"):
+        counts = list(by_split["report"].values())
+        n_report = sum(counts[c] for c in classes if c < len(counts))
+        what = f"report split's images of classes {','.join(map(str, classes))}"
+    out = []
+    if n_report < n_real:
+        out.append(
+            f"the {what} has {n_report:,} images, fewer than n_real={n_real:,}: the verdict's reference is "
+            f"{n_report:,} images, and its FID is noisier than the request asked for"
+        )
+    if n_report < n:
+        out.append(
+            f"the {what} has {n_report:,} images, fewer than the {n:,} samples compared: FID at unequal n is "
+            "biased; lower n or use more data"
+        )
+    if n_report < 1000:
+        out.append(
+            f"the {what} has {n_report:,} images (< 1,000): the held-out FID is strongly biased upwards and "
+            "noisy; read it against the card's floor at the same n"
+        )
+    return out
 
 
 def zoo_checkpoints() -> list[str]:
@@ -99,6 +132,20 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     classes = request.classes
     output_dir = Path(cfg.paths.output_dir)
     selection = instantiate(cfg.evaluator).to(device)
+    # the Data Agent first (the cached card, or built now): its summary and its warnings go into the trace
+    card = run_data_agent(cfg, datamodule, selection)
+    if card is not None and classes and not card["has_labels"]:
+        raise ConfigError(
+            f"the request asks for classes {list(classes)} but {card['dataset']} has no labels (a flat image "
+            "folder): put the images in one subfolder per class, or ask without classes"
+        )
+    data_entry = card_summary(card)
+    if data_entry is not None:
+        data_entry["warnings"] = data_entry["warnings"] + report_split_warnings(
+            card, cfg.n, cfg.n_real, classes
+        )
+        for w in data_entry["warnings"][len(card.get("warnings", [])) :]:
+            log.warning("data: %s", w)
     if not classes:
         # decisions against the selection split, the verdict against the report split, at equal reference n
         n_ref = min(cfg.n_real, datamodule.num_images("selection"), datamodule.num_images("report"))
@@ -147,9 +194,12 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         floor_images=floor_images,
         replay=cfg.replay,
         replay_seed=cfg.seed + 1_000_003,
-        config=OmegaConf.to_container(
-            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
-        ),
+        config={
+            **OmegaConf.to_container(
+                OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+            ),
+            "data_card": data_entry,
+        },
     )
     return director, request, base
 
