@@ -199,6 +199,22 @@ def test_debug_fdr_on_fake_data_uses_the_quick_card(make_cfg, tmp_path) -> None:
     assert run["data_card"]["n_per_split"] == {"train": 512, "selection": 128, "report": 256}
 
 
+def test_resume_with_diffaugment_is_exact(make_cfg, tmp_path) -> None:
+    """The augmentations come from torch's RNG, whose state the checkpoint carries: 1 + 1 epochs = 2."""
+    base = [*TINY, "model.diffaugment='color,translation,cutout'", "seed=3", "callbacks.fid.every_n_epochs=5"]
+    train(make_cfg("train", [*base, "trainer.max_epochs=2"], out=tmp_path / "straight"))
+    train(make_cfg("train", [*base, "trainer.max_epochs=1"], out=tmp_path / "first"))
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(make_cfg("train", [*base, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"))
+
+    def weights(name: str) -> dict[str, torch.Tensor]:
+        ckpt = tmp_path / name / "checkpoints" / "last.ckpt"
+        return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+
+    straight, resumed = weights("straight"), weights("resumed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
 # ---- the director reads the card --------------------------------------------------------------------------
 def test_report_split_warnings_follow_the_request() -> None:
     from artdirector.agent import report_split_warnings
