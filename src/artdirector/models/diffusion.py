@@ -73,6 +73,34 @@ def make_scheduler(sampler: str, config: Mapping[str, Any]):
     raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 
 
+def check_backbone_shape(backbone: Mapping[str, Any], image_shape: list[int]) -> None:
+    """A :class:`ConfigError` (one line, naming the key) unless a backbone config fits ``image_shape``:
+    square images, ``sample_size`` and the channels equal to the data's, a DiT patch size that divides the
+    size, and a UNet whose downsamplings divide it."""
+    if len(image_shape) != 3 or image_shape[1] != image_shape[2] or min(image_shape) < 1:
+        raise ConfigError(f"model.image_shape must be (channels, size, size), got {image_shape}")
+    channels, size = image_shape[0], image_shape[1]
+    for key, want in (("sample_size", size), ("in_channels", channels), ("out_channels", channels)):
+        got = backbone.get(key)
+        values = list(got) if isinstance(got, list | tuple) else [got]
+        if got is not None and any(int(v) != want for v in values):
+            raise ConfigError(
+                f"model.backbone.{key}={got} does not fit model.image_shape={image_shape}; it must be {want}"
+            )
+    patch = backbone.get("patch_size")
+    if patch is not None and size % int(patch):
+        raise ConfigError(
+            f"model.backbone.patch_size={patch} must divide the image size {size} (data.image_size); "
+            f"choose a patch size that divides {size}"
+        )
+    blocks = backbone.get("block_out_channels")
+    if blocks is not None and size % 2 ** (len(blocks) - 1):
+        raise ConfigError(
+            f"a UNet with {len(blocks)} levels halves the image {len(blocks) - 1} times, so the image size "
+            f"must be a multiple of {2 ** (len(blocks) - 1)}, got {size} (data.image_size)"
+        )
+
+
 class DiffusionModule(ExactResume, L.LightningModule):
     """eps-prediction diffusion over images in [-1, 1], class-conditional with a null class for guidance.
 
@@ -114,6 +142,8 @@ class DiffusionModule(ExactResume, L.LightningModule):
             raise ConfigError(f"model.p_uncond must be in [0, 1), got {p_uncond}")
         backbone, optimizer = plain(backbone), plain(optimizer)
         image_shape = [int(v) for v in image_shape]  # a plain list in the checkpoint, not a ListConfig
+        if isinstance(backbone, Mapping):
+            check_backbone_shape(backbone, image_shape)
         injected = [
             n for n, v in (("backbone", backbone), ("optimizer", optimizer)) if not isinstance(v, Mapping)
         ]

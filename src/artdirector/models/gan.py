@@ -127,7 +127,10 @@ class GANModule(ExactResume, L.LightningModule):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return (int(self.generator.channels), 28, 28)
+        """(channels, height, width) of the generator's images; rebuilt from the checkpoint's hyperparameters
+        (networks from before ``image_size`` existed are the seed's 28x28)."""
+        size = int(getattr(self.generator, "image_size", 28))
+        return (int(self.generator.channels), size, size)
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device, generator=generator)

@@ -12,6 +12,15 @@ Two layers compute the same function by a faster route on the CPU (measured in d
 parameters, their shapes and the state dict are the seed's): the last transposed convolution runs as one
 ordinary convolution and a pixel shuffle (:class:`SubPixelConvTranspose2d`), and dropout draws its mask
 by comparing uniforms (:class:`UniformMaskDropout`) instead of ``bernoulli_``.
+
+Other image sizes (``image_size``): the same family, one more stride-2 stage per doubling, as in Radford et
+al.'s 64x64 DCGAN. The generator projects z to a ``start`` x ``start`` map (7 for 28 and its doublings, 4
+for 16, 32, 64, ...), runs the seed's stride-1 transposed convolution, then doubles the size at every stage
+to the image; the channels halve at every doubling and the last hidden map always has ``base_channels / 4``
+(the seed's 64), so the projection is ``base_channels * 2 ** (stages - 2)`` wide. The discriminator
+mirrors it: ``base_channels`` after its first stride-2 convolution, doubling at every stage down to
+``start`` x ``start``. At 28x28 this is exactly the seed (7 -> 14 -> 28; every parameter and state-dict
+key unchanged); 32x32 is 4 -> 8 -> 16 -> 32, 64x64 is 4 -> 8 -> 16 -> 32 -> 64.
 """
 
 from __future__ import annotations
@@ -19,6 +28,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from artdirector.errors import ConfigError
+
+
+def stages(image_size: int) -> tuple[int, int]:
+    """(start size, number of stride-2 stages) of the DCGAN family at ``image_size``: 28 -> (7, 2), the
+    seed; 32 -> (4, 3); 64 -> (4, 4). Sizes are 7 * 2**k or 4 * 2**k with k >= 2."""
+    size = int(image_size)
+    for start in (7, 4):
+        n = 0
+        while size > start and size % 2 == 0:
+            size, n = size // 2, n + 1
+        if size == start and n >= 2:
+            return start, n
+        size = int(image_size)
+    raise ConfigError(
+        f"image_size {image_size} is not one the DCGAN family builds: it needs 7 * 2**k or 4 * 2**k pixels "
+        "with k >= 2 (16, 28, 32, 56, 64, 128, ...); set data.image_size to one of them"
+    )
 
 
 def _bn(channels: int, dims: int = 2) -> nn.Module:
@@ -91,7 +119,7 @@ class UniformMaskDropout(nn.Dropout):
 
 
 class Generator(nn.Module):
-    """z (N, latent_dim) -> image (N, 1, 28, 28) in [-1, 1]."""
+    """z (N, latent_dim) -> image (N, channels, image_size, image_size) in [-1, 1] (the seed: 1x28x28)."""
 
     def __init__(
         self,
@@ -100,39 +128,61 @@ class Generator(nn.Module):
         base_channels: int = 256,
         leaky_slope: float = 0.3,
         weight_init: str = "keras",
+        image_size: int = 28,
     ) -> None:
         super().__init__()
+        if channels < 1:
+            raise ConfigError(f"generator channels must be at least 1, got {channels}")
         self.latent_dim = latent_dim
         self.channels = channels
-        c = base_channels
+        self.image_size = int(image_size)
+        self.start, n_up = stages(image_size)
+        if base_channels % 4 or base_channels < 4:
+            raise ConfigError(
+                f"generator base_channels must be a positive multiple of 4, got {base_channels}"
+            )
+        c = base_channels * 2 ** (n_up - 2)  # the seed (n_up = 2): 256
+        s0 = self.start
         self.project = nn.Sequential(
-            nn.Linear(latent_dim, 7 * 7 * c, bias=False),  # (N, 100) -> (N, 7*7*256)
-            _bn(7 * 7 * c, dims=1),
+            nn.Linear(latent_dim, s0 * s0 * c, bias=False),  # seed: (N, 100) -> (N, 7*7*256)
+            _bn(s0 * s0 * c, dims=1),
             nn.LeakyReLU(leaky_slope),
         )
         self.c = c
         # Bias before BatchNorm is cancelled by BN's mean subtraction; the seed has none either.
-        self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(c, c // 2, 5, stride=1, padding=2, bias=False),  # 256x7x7 -> 128x7x7
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(c, c // 2, 5, stride=1, padding=2, bias=False),  # seed: 256x7x7 -> 128x7x7
             _bn(c // 2),
             nn.LeakyReLU(leaky_slope),
-            nn.ConvTranspose2d(c // 2, c // 4, 5, stride=2, padding=2, output_padding=1, bias=False),
-            _bn(c // 4),  # -> 64x14x14
-            nn.LeakyReLU(leaky_slope),
-            SubPixelConvTranspose2d(c // 4, channels, bias=False),  # = ConvTranspose2d(5, 2, 2, 1)
-            nn.Tanh(),  # -> 1x28x28 in [-1, 1]
-        )
+        ]
+        ch = c // 2
+        for _ in range(n_up - 1):  # seed: one stage, 128x7x7 -> 64x14x14
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 5, stride=2, padding=2, output_padding=1, bias=False),
+                _bn(ch // 2),
+                nn.LeakyReLU(leaky_slope),
+            ]
+            ch //= 2
+        layers += [
+            SubPixelConvTranspose2d(ch, channels, bias=False),  # = ConvTranspose2d(5, 2, 2, 1)
+            nn.Tanh(),  # seed: -> 1x28x28 in [-1, 1]
+        ]
+        self.upsample = nn.Sequential(*layers)
         init_weights(self, weight_init)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"Generator expects z of shape (N, {self.latent_dim}), got {tuple(z.shape)}")
-        h = self.project(z).view(z.shape[0], self.c, 7, 7)
+        h = self.project(z).view(z.shape[0], self.c, self.start, self.start)
         return self.upsample(h)
 
 
 class Discriminator(nn.Module):
-    """image (N, 1, 28, 28) -> one real/fake logit per image, shape (N,)."""
+    """image (N, channels, image_size, image_size) -> one real/fake logit per image, shape (N,)."""
 
     def __init__(
         self,
@@ -141,29 +191,44 @@ class Discriminator(nn.Module):
         dropout: float = 0.3,
         leaky_slope: float = 0.3,
         weight_init: str = "keras",
+        image_size: int = 28,
     ) -> None:
         super().__init__()
+        if channels < 1:
+            raise ConfigError(f"discriminator channels must be at least 1, got {channels}")
         self.channels = channels
+        self.image_size = int(image_size)
+        start, n_down = stages(image_size)
         c = base_channels
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, c, 5, stride=2, padding=2),  # 1x28x28 -> 64x14x14
-            nn.LeakyReLU(leaky_slope),
-            UniformMaskDropout(dropout),
-            nn.Conv2d(c, 2 * c, 5, stride=2, padding=2),  # -> 128x7x7
-            nn.LeakyReLU(leaky_slope),
-            UniformMaskDropout(dropout),
-            nn.Flatten(),  # -> 6272 (in NCHW order whatever the memory format)
-        )
-        self.head = nn.Linear(2 * c * 7 * 7, 1)  # -> logit
+        layers: list[nn.Module] = []
+        cin, cout = channels, c
+        for _ in range(n_down):  # seed: 1x28x28 -> 64x14x14 -> 128x7x7
+            layers += [
+                nn.Conv2d(cin, cout, 5, stride=2, padding=2),
+                nn.LeakyReLU(leaky_slope),
+                UniformMaskDropout(dropout),
+            ]
+            cin, cout = cout, 2 * cout
+        layers.append(nn.Flatten())  # seed: -> 6272 (in NCHW order whatever the memory format)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin * start * start, 1)  # -> logit
         init_weights(self, weight_init)
         # oneDNN's channels-last kernels are the fast ones for these convolutions on the CPU
         self.features.to(memory_format=torch.channels_last)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1:] != (self.channels, 28, 28):
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
             raise ValueError(
-                f"Discriminator expects images of shape (N, {self.channels}, 28, 28), got {tuple(x.shape)}"
+                f"Discriminator expects images of shape (N, {self.channels}, {self.image_size}, "
+                f"{self.image_size}), got {tuple(x.shape)}"
             )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
         return self.head(self.features(x.contiguous(memory_format=torch.channels_last))).squeeze(1)
 
 
@@ -171,7 +236,7 @@ class ConditionalGenerator(Generator):
     """The seed generator conditioned on a class: ``z`` is concatenated with a learned label embedding
     before the first dense layer (Mirza & Osindero 2014), so every later layer is the seed's.
 
-    (z (N, latent_dim), labels (N,)) -> image (N, channels, 28, 28) in [-1, 1]."""
+    (z (N, latent_dim), labels (N,)) -> image (N, channels, image_size, image_size) in [-1, 1]."""
 
     def __init__(self, num_classes: int = 10, embed_dim: int = 50, latent_dim: int = 100, **kwargs) -> None:
         super().__init__(latent_dim=latent_dim + embed_dim, **kwargs)
@@ -186,7 +251,7 @@ class ConditionalGenerator(Generator):
         if labels.shape != (z.shape[0],):
             raise ValueError(f"Generator expects labels of shape ({z.shape[0]},), got {tuple(labels.shape)}")
         h = torch.cat([z, self.embed(labels.long()).to(z.dtype)], dim=1)
-        return self.upsample(self.project(h).view(z.shape[0], self.c, 7, 7))
+        return self.upsample(self.project(h).view(z.shape[0], self.c, self.start, self.start))
 
 
 class ProjectionDiscriminator(Discriminator):
@@ -204,9 +269,6 @@ class ProjectionDiscriminator(Discriminator):
         nn.init.normal_(self.embed.weight, std=0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1:] != (self.channels, 28, 28):
-            raise ValueError(
-                f"Discriminator expects images of shape (N, {self.channels}, 28, 28), got {tuple(x.shape)}"
-            )
+        self._check(x)
         h = self.features(x.contiguous(memory_format=torch.channels_last))
         return self.head(h).squeeze(1) + (self.embed(labels.long()).to(h.dtype) * h).sum(1)
