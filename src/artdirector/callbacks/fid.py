@@ -7,6 +7,7 @@ import logging
 import lightning as L
 import torch
 
+from artdirector.errors import InputError
 from artdirector.evaluation import Evaluator
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,29 @@ class FIDCallback(L.Callback):
         if not trainer.is_global_zero:
             return
         self.evaluator.to(pl_module.device)
+        shape = getattr(pl_module, "image_shape", None)
+        if shape is not None:
+            self._confidence_only_if_readable(tuple(int(s) for s in shape))
         with torch.random.fork_rng(devices=[]):  # setting up must not move training's random stream
             self.evaluator.set_reference_from(dm, self.split, self.n_real)
+
+    def _confidence_only_if_readable(self, shape: tuple[int, int, int]) -> None:
+        """The Inception evaluator takes its per-sample confidence from the 28x28 grey LeNet; at other shapes
+        that classifier cannot read the images, so the FID runs without it (and says so) instead of failing.
+        A feature network that cannot read them fails with its own one-line error at the reference."""
+        ev = self.evaluator
+        if ev.classifier is None or hasattr(ev.feature_net, "logits_from_features"):
+            return
+        try:
+            with torch.no_grad():
+                ev.classifier(torch.zeros(1, *shape, device=ev.device))
+        except InputError:
+            log.warning(
+                "FID (%s) without per-sample confidence: its classifier cannot read %s images",
+                ev.name,
+                "x".join(map(str, shape)),
+            )
+            ev.classifier = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:

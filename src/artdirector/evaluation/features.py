@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artdirector.errors import UserError
+from artdirector.errors import InputError, UserError
 from artdirector.models.nets import LeNet
 
 
@@ -39,19 +39,32 @@ def file_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_images(x: torch.Tensor, channels: tuple[int, ...] = (1, 3), size: int | None = 28) -> None:
-    """Raise ``ValueError`` unless ``x`` is a float batch (N, C, H, W) in [-1, 1]."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] not in channels:
+def check_images(
+    x: torch.Tensor, channels: tuple[int, ...] = (1, 3), size: int | None = None, reader: str | None = None
+) -> None:
+    """Raise :class:`InputError` (a ``ValueError``; one line) unless ``x`` is a float batch (N, C, H, W) in
+    [-1, 1] with C in ``channels`` and, if ``size`` is given, H = W = ``size``. ``reader`` names a network
+    that reads only that shape (the LeNet); its error then says which evaluator reads the others."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"expected images of shape (N, C, H, W) with C in {channels}, got {shape}")
-    if size is not None and x.shape[-2:] != (size, size):
-        raise ValueError(f"expected {size}x{size} images, got {tuple(x.shape[-2:])}")
+        raise InputError(f"expected images of shape (N, C, H, W) with C in {channels}, got {shape}")
+    if x.shape[1] not in channels or (size is not None and x.shape[-2:] != (size, size)):
+        got = "x".join(map(str, x.shape[1:]))
+        if reader is not None:
+            want = f"{size}x{size}" if size is not None else "these"
+            raise InputError(
+                f"{reader} reads only {want} images with C in {channels}, got C x H x W = {got}: use "
+                "evaluator=fid_inception for other sizes and colour (with evaluator.classifier=null, since "
+                "its per-sample confidence comes from the same LeNet)"
+            )
+        square = f"{size}x{size} " if size is not None else ""
+        raise InputError(f"expected {square}images (N, C, H, W) with C in {channels}, got C x H x W = {got}")
     if not x.is_floating_point():
-        raise ValueError(
+        raise InputError(
             f"expected float images in [-1, 1], got dtype {x.dtype}; convert uint8 with x / 127.5 - 1"
         )
     if x.numel() and (x.min() < -1.001 or x.max() > 1.001):
-        raise ValueError(
+        raise InputError(
             f"expected images in [-1, 1], got values in [{x.min().item():.3g}, {x.max().item():.3g}]; "
             "convert [0, 1] images with x * 2 - 1"
         )
@@ -153,7 +166,7 @@ class LeNetFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, channels=(1,))
+        check_images(x, channels=(1,), size=28, reader="the LeNet feature network (evaluator=fid_lenet)")
         return self.net.features(x.float())
 
     @torch.no_grad()
