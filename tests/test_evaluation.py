@@ -257,7 +257,7 @@ def test_evaluate_cli_writes_metrics_beside_checkpoint(make_cfg, tmp_path) -> No
         [f"ckpt={tmp_path / 'clf' / 'checkpoints' / 'last.ckpt'}", "data=mnist5k"],
         out=tmp_path / "eval2",
     )
-    with pytest.raises(CheckpointError, match="'classifier' model, not a GAN"):
+    with pytest.raises(CheckpointError, match="'classifier' model, not a creator"):
         evaluate(cfg)
 
 

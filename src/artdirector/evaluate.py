@@ -19,12 +19,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from artdirector.creators import ADAPTERS, wrap
 from artdirector.errors import ConfigError, at_least, check_settings, report_user_errors
 from artdirector.evaluation import Evaluator
 from artdirector.evaluation.copying import copy_rate, save_pairs_grid
 from artdirector.io import file_sha256, write_json
-from artdirector.models.checkpoint import read_checkpoint
-from artdirector.models.gan import GANModule
+from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, module_class, read_checkpoint
 from artdirector.runtime import CONFIG_DIR, resolve_device, versions
 
 log = logging.getLogger(__name__)
@@ -88,18 +88,33 @@ def copy_check(
 
 
 @torch.no_grad()
-def generate(
-    model: GANModule, n: int, seed: int, batch_size: int = 500, progress: bool = False
-) -> torch.Tensor:
-    """``n`` images from latents drawn with ``seed`` (a private generator: the global RNG is untouched)."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=gen)
-    chunks = z.split(batch_size)
-    if progress:
-        from rich.progress import track
+def generate(creator, n: int, seed: int, batch_size: int = 500, progress: bool = False) -> tuple:
+    """``n`` images of any creator drawn with ``seed`` (private generators: the global RNG is untouched);
+    a conditional creator draws the classes in turn. Returns (images, the labels asked for, seconds)."""
+    from artdirector.models.base import balanced_labels
 
-        chunks = track(chunks, description=f"sampling {n} images")
-    return torch.cat([model.sample(z=c).cpu() for c in chunks])
+    labels = balanced_labels(n, creator.num_classes) if creator.num_classes else None
+    t0 = time.perf_counter()
+    if creator.kind == "gan":  # the same latents as ever: one N(0, I) draw of n from the seed
+        z = torch.randn(n, creator.latent_dim, generator=torch.Generator(device="cpu").manual_seed(seed))
+        chunks = list(range(0, n, batch_size))
+        if progress:
+            from rich.progress import track
+
+            chunks = track(chunks, description=f"sampling {n} images")
+        images = torch.cat(
+            [
+                creator.from_latents(
+                    z[i : i + batch_size], None if labels is None else labels[i : i + batch_size]
+                )
+                for i in chunks
+            ]
+        )
+    else:
+        images = creator.sample(n, labels, seed=seed).images
+    if creator.device.type == "cuda":
+        torch.cuda.synchronize(creator.device)
+    return images, labels, time.perf_counter() - t0
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -116,7 +131,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     ckpt_path = Path(cfg.ckpt).expanduser().resolve()
     ckpt = read_checkpoint(ckpt_path)
-    model = GANModule.from_loaded(ckpt, ckpt_path, map_location=device)
+    kind = checkpoint_kind(ckpt)
+    if kind not in ADAPTERS:
+        raise CheckpointError(
+            f"{ckpt_path} holds a '{kind}' model, not a creator; pass a checkpoint from "
+            "`python scripts/train.py model=dcgan` (or cdcgan, ddpm, dit)"
+        )
+    creator = wrap(module_class(kind).from_loaded(ckpt, ckpt_path, map_location=device), ckpt_path)
     trained_on = (ckpt.get("datamodule_hyper_parameters") or {}).get("data_used")
     evaluator: Evaluator = instantiate(cfg.evaluator).to(device)
     datamodule = instantiate(cfg.data)
@@ -127,8 +148,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "the checkpoint was trained on %r but is evaluated against %r", trained_on, datamodule.describe()
         )
     evaluator.set_reference_from(datamodule, cfg.split, cfg.n_real, progress=True)
-    images = generate(model, cfg.n_samples, cfg.seed, progress=True)
+    images, labels, seconds = generate(creator, cfg.n_samples, cfg.seed, progress=True)
     report = evaluator.evaluate(images, progress=True)
+    conformance = None
+    if labels is not None and report.labels is not None:  # the share drawn as the class they were asked to be
+        hit = report.labels.cpu() == labels
+        conformance = {
+            "overall": float(hit.float().mean()),
+            "per_class": {str(c): float(hit[labels == c].float().mean()) for c in labels.unique().tolist()},
+        }
     copying = None
     if cfg.copying.enabled:
         if cfg.copying.n_train is not None and not (
@@ -166,6 +194,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "mean_confidence": float(report.confidence.mean()) if report.confidence is not None else None,
         },
         "copy_rate": copying,
+        "creator": creator.describe(),
+        "conformance": conformance,
+        "seconds_per_image": seconds / len(images),
         "n_samples": report.n_fake,
         "n_real": report.n_real,
         "reference": evaluator.reference_key,
