@@ -231,3 +231,43 @@ def test_the_zoo_routes_a_class_request_to_the_conditional_gan(tmp_path) -> None
     assert gen.creator.accepts >= {"class"}
     assert all(c["eligible"] == ("class" in c["accepts"]) for c in gen.candidates)
     assert gen.draw(4).labels.tolist() == [7] * 4
+
+
+def test_the_agents_work_at_the_creators_shape(tmp_path) -> None:
+    """A creator trained on 32x32 RGB images: the agent draws, and takes input images, at that shape."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+    from PIL import Image
+
+    from artdirector.agents import load_input
+    from artdirector.errors import InputError
+    from artdirector.runtime import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "model=dcgan",
+                "model.generator.base_channels=16",
+                "model.discriminator.base_channels=16",
+                "data=fake",
+                "+data.image_size=32",
+                "data.channels=3",
+                "trainer=cpu",
+            ],
+        )
+    torch.manual_seed(0)
+    ckpt = _save(instantiate(cfg.model, _recursive_=False), tmp_path / "rgb32.ckpt")
+    gen = GenerationAgent(str(ckpt))
+    assert gen.draw(2).images.shape == (2, 3, 32, 32)
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(tmp_path / "red.png")
+    inverted = load_input(tmp_path / "red.png", gen, invert_steps=2)
+    assert inverted.images.shape == (1, 3, 32, 32) and inverted.latents.shape == (1, gen.latent_dim)
+    Image.new("L", (28, 28)).save(tmp_path / "small.png")
+    with pytest.raises(InputError, match="makes 32x32 RGB images"):
+        load_input(tmp_path / "small.png", gen, invert_steps=2)
+    torch.save(torch.zeros(2, 1, 28, 28), tmp_path / "grey.pt")
+    with pytest.raises(InputError, match=r"expected \(N, 3, 32, 32\)"):
+        load_input(tmp_path / "grey.pt", gen, invert_steps=2)

@@ -281,10 +281,13 @@ def _load_tensor(path: Path) -> object:
         ) from err
 
 
-def check_input_images(t: torch.Tensor, path: Path) -> torch.Tensor:
-    """Images from a user's file: (N, 1, 28, 28), finite, in [-1, 1]; else an :class:`InputError`."""
-    if t.ndim != 4 or t.shape[1:] != (1, 28, 28):
-        raise InputError(f"images in {path} have shape {tuple(t.shape)}; expected (N, 1, 28, 28) in [-1, 1]")
+def check_input_images(t: torch.Tensor, path: Path, shape: tuple[int, ...] = (1, 28, 28)) -> torch.Tensor:
+    """Images from a user's file: (N, *shape) (the creator's image shape), finite, in [-1, 1]; else an
+    :class:`InputError`."""
+    if t.ndim != 4 or tuple(t.shape[1:]) != tuple(shape):
+        raise InputError(
+            f"images in {path} have shape {tuple(t.shape)}; expected (N, {', '.join(map(str, shape))}) in [-1, 1]"
+        )
     if not t.is_floating_point():
         raise InputError(
             f"images in {path} are {t.dtype}; expected floats in [-1, 1] (x / 127.5 - 1 for uint8)"
@@ -300,14 +303,17 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
     """What a ``variations`` or ``refine`` request starts from.
 
     - an earlier agent run's directory (its ``final/latents.pt`` and ``final/images.pt``);
-    - a ``.pt`` tensor: latents (N, latent_dim) or images (N, 1, 28, 28) in [-1, 1] (inverted to latents);
-    - a ``.png``: one 28x28 image (converted to grayscale, inverted to a latent).
+    - a ``.pt`` tensor: latents (N, latent_dim) or images (N, C, H, W) of the creator's shape in [-1, 1]
+      (inverted to latents);
+    - a ``.png``: one image of the creator's size (converted to grey or RGB as it makes, inverted to a latent).
 
     Anything else, or a file that cannot be used as it is, is an :class:`InputError` saying why.
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"input not found: {path}")
+    shape = tuple(getattr(agent.model, "image_shape", (1, 28, 28)))
+    c, h, w = shape
     if path.is_dir():
         final = path / "final"
         if not (final / "latents.pt").is_file():
@@ -319,7 +325,7 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
             )
         if not torch.isfinite(z).all():
             raise InputError(f"latents in {final / 'latents.pt'} hold NaN or infinite values")
-        images = check_input_images(images, final / "images.pt")
+        images = check_input_images(images, final / "images.pt", shape)
         labels = None
         if agent.creator.num_classes:
             if not (final / "labels.pt").is_file():
@@ -345,27 +351,27 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
                 raise InputError(f"latents in {path} hold NaN or infinite values")
             return agent.from_latents(t.float(), [f"latents from {path.name}"])
         if isinstance(t, torch.Tensor) and t.ndim == 4:
-            return agent.invert(check_input_images(t, path), steps=invert_steps)
-        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            return agent.invert(check_input_images(t, path, shape), steps=invert_steps)
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
         raise InputError(
-            f"input {path} holds {shape}; expected latents (N, {agent.latent_dim}) or images (N, 1, 28, 28)"
+            f"input {path} holds {got}; expected latents (N, {agent.latent_dim}) or images (N, {c}, {h}, {w})"
         )
     if path.suffix.lower() == ".png":
         from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(path) as im:
-                gray = im.convert("L")
-                img = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
-                img = img.view(1, gray.height, gray.width)
+                conv = im.convert("L" if c == 1 else "RGB")
+                img = torch.frombuffer(bytearray(conv.tobytes()), dtype=torch.uint8)
+                img = img.view(conv.height, conv.width, c).permute(2, 0, 1)
         except (OSError, UnidentifiedImageError, ValueError) as err:
             raise InputError(
                 f"input image {path} could not be decoded as a PNG; is it a valid image file?"
             ) from err
-        if img.shape[-2:] != (28, 28):
+        if img.shape[-2:] != (h, w):
             raise InputError(
-                f"input image {path} is {img.shape[-1]}x{img.shape[-2]}; the model makes 28x28 "
-                "grayscale images"
+                f"input image {path} is {img.shape[-1]}x{img.shape[-2]}; the model makes {w}x{h} "
+                f"{'grayscale' if c == 1 else 'RGB'} images"
             )
         return agent.invert(img.float().div(127.5).sub(1).unsqueeze(0), steps=invert_steps)
-    raise InputError(f"input {path}: expected a run directory, a .pt tensor or a 28x28 .png")
+    raise InputError(f"input {path}: expected a run directory, a .pt tensor or a {w}x{h} .png")
