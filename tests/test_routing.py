@@ -211,7 +211,14 @@ def test_the_director_on_a_diffusion_creator_offers_only_its_actions(creators, d
     gen = GenerationAgent(str(creators.ddpm), request=request, seed=0)
     ev, ref = _agents(gen, data, tmp_path)
     policy = ThresholdPolicy(actions=["drs", "langevin", "truncation", "finetune", "guidance", "steps"])
-    d = Director(gen, ev, ref, policy, tmp_path / "run", n=32, max_steps=3, tensorboard=False)
+    from artdirector.evaluate import copy_check
+
+    def copies(images, feats, grid):
+        return copy_check(ev.report, data, images, feats, grid, n_train=500)
+
+    d = Director(
+        gen, ev, ref, policy, tmp_path / "run", n=32, max_steps=3, tensorboard=False, copy_check=copies
+    )
     ev.selection.fid_difference = lambda *a, **k: (1.0, 0.0)  # every step "helps": the replay takes all three
     res = d.run(request)
     assert [s.action for s in res.memory.refinements] == ["finetune", "guidance", "steps"]
@@ -222,6 +229,11 @@ def test_the_director_on_a_diffusion_creator_offers_only_its_actions(creators, d
     assert trace["model"]["creator"]["name"] == "ddpm" and trace["model"]["creator"]["kind"] == "diffusion"
     assert "mean_d_logit" not in trace["final"]["metrics"]  # no critic, no made-up logit
     assert (tmp_path / "run" / "final" / "labels.pt").is_file()
+    # the verdict says whether the directed samples are copies of training images, and the report shows it
+    c = trace["verdict"]["copy_rate"]
+    assert 0 <= c["copy_rate"] <= 1 and c["n_train"] == 500 and c["n_samples"] == 32
+    assert (tmp_path / "run" / "verdict" / "copies.png").is_file()
+    assert "Copy rate" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_the_zoo_routes_a_class_request_to_the_conditional_gan(tmp_path) -> None:

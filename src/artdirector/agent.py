@@ -23,6 +23,7 @@ from artdirector.agents import (
     load_input,
 )
 from artdirector.errors import ConfigError, at_least, check_settings, report_user_errors
+from artdirector.evaluate import copy_check
 from artdirector.runtime import CONFIG_DIR, ZOO_DIR, resolve_device
 from artdirector.train import card_summary, run_data_agent
 
@@ -194,6 +195,15 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         floor_images=floor_images,
         replay=cfg.replay,
         replay_seed=cfg.seed + 1_000_003,
+        copy_check=(
+            (
+                lambda images, feats, grid: copy_check(
+                    report, datamodule, images, feats, grid, n_train=cfg.copying.n_train
+                )
+            )
+            if cfg.copying.enabled
+            else None
+        ),
         config={
             **OmegaConf.to_container(
                 OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True

@@ -61,6 +61,8 @@ class Director:
         z: a step is kept when its FID gain exceeds ``z`` times the bootstrap SE of the gain.
         floor_images: real images of neither reference split (the train split) for the floors.
         replay: measure the held-out verdict (fresh latents, report split) at the end.
+        copy_check: if given, the verdict also states the directed samples' copy rate against the train split
+            (:func:`artdirector.evaluate.copy_check`).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Director:
         replay_seed: int = 1_000_003,
         tensorboard: bool = True,
         config: dict[str, Any] | None = None,
+        copy_check: Any = None,
     ) -> None:
         self.gen, self.eval, self.refiner, self.policy = generation, evaluation, refinement, policy
         self.output_dir = Path(output_dir)
@@ -88,6 +91,8 @@ class Director:
         self.z, self.target_over_floor = z, target_fid_over_floor
         self.floor_images, self.replay, self.replay_seed = floor_images, replay, replay_seed
         self.config = config or {}
+        # (images, features, grid path) -> the copy rate of the verdict's samples against the train split
+        self.copy_check = copy_check
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -259,7 +264,14 @@ class Director:
         finally:
             self.gen.use_model(final_model, final_ckpt)
         held_out = request.task != "refine"
+        copying = None
+        if self.copy_check is not None:
+            copying = self.copy_check(
+                replay.images, directed.features, self.output_dir / "verdict" / "copies.png"
+            )
+            copying = {k: v for k, v in copying.items() if k != "closest"}
         return {
+            "copy_rate": copying,
             "split": "report",
             "held_out": held_out,
             "note": "fresh latents no decision saw"

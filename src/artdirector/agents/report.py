@@ -118,10 +118,17 @@ def _verdict_line(trace: dict[str, Any]) -> str:
     v = trace["verdict"]
     if not v:
         return "not measured (replay=false)"
-    return (
+    line = (
         f"report-split FID raw {_pm(v['raw'])} -> directed {_pm(v['directed'])}: gain {v['gain']:+.2f} ± "
         f"{v['gain_se']:.2f} ({100 * v['relative_gain']:+.1f} %), chain {v['chain'] or 'empty'}; {v['note']}"
     )
+    if c := v.get("copy_rate"):
+        line += (
+            f". Copy rate {100 * c['copy_rate']:.1f} ± {100 * c['se']:.1f} % of {c['n_samples']} directed samples "
+            f"nearer a training image (of {c['n_train']}) than {100 * (1 - c['quantile']):g} % of held-out real images are "
+            f"(`verdict/copies.png`)"
+        )
+    return line
 
 
 def _candidate_rows(trace: dict[str, Any]) -> list[list[str]]:
@@ -143,6 +150,21 @@ def _candidate_rows(trace: dict[str, Any]) -> list[list[str]]:
 _CANDIDATE_HEAD = ["creator", "accepts", "FID (routing evidence)", "conformance", "time / image", "routing"]
 
 
+def _data_line(trace: dict[str, Any]) -> str:
+    """The Data Agent's card as the run read it: splits, labels, and every warning."""
+    card = (trace.get("config") or {}).get("data_card")
+    if not card:
+        return "no data card read"
+    n = card.get("n_per_split", {})
+    line = (
+        f"{card.get('dataset')}: train {n.get('train')}, selection {n.get('selection')}, report "
+        f"{n.get('report')} images; {'labelled' if card.get('has_labels') else 'unlabelled'}"
+    )
+    for w in card.get("warnings") or []:
+        line += f"; **warning:** {w}"
+    return line
+
+
 def render_markdown(trace: dict[str, Any]) -> str:
     """A Markdown page: the request, the decision rule, the floor, the verdict, each step's metrics and grid."""
     ref = trace["evaluator"]["reference"]
@@ -159,7 +181,8 @@ def render_markdown(trace: dict[str, Any]) -> str:
         f"**Decision rule:** {trace['decision_rule']}  ",
         f"**Floor:** {_floor_line(trace)}  ",
         f"**Stopped:** {trace['stop']['reason']}  ",
-        f"**Held-out verdict:** {_verdict_line(trace)}",
+        f"**Held-out verdict:** {_verdict_line(trace)}  ",
+        f"**Data:** {_data_line(trace)}",
         "",
         *(
             [
@@ -316,6 +339,7 @@ def render_html(trace: dict[str, Any], out) -> str:
         f"<style>{_CSS}</style></head><body><h1>artdirector run</h1><dl>",
         f"<dt>Request</dt><dd>{e(trace['request']['text'])}</dd>",
         f"<dt>Understood</dt><dd>{e(trace['request']['understood'])} (task {e(trace['request']['task'])})</dd>",
+        f"<dt>Data</dt><dd>{e(_data_line(trace).replace('**', ''))}</dd>",
         f"<dt>Model</dt><dd>{e(trace['model']['why'])}<br>final images from {e(trace['final']['model'])}"
         + (
             "<table><tr>"
