@@ -1,0 +1,96 @@
+"""The prompt language (issue 10's first step): a table of prompts and their structured requests, and bad
+prompts with the messages that say what would work."""
+
+from __future__ import annotations
+
+import pytest
+
+from artdirector.prompts import PromptError, parse
+
+
+def _objs(p):
+    return [(o.name, o.dataset, o.count, o.size) for o in p.objects]
+
+
+@pytest.mark.parametrize(
+    "text, task, objects, relations, layout",
+    [
+        ("generate new art", "create", [], [], None),  # no object: today's behaviour
+        ("refine", "refine", [], [], None),
+        (
+            "a 3 left of a 7",
+            None,
+            [("3", "mnist", 1, None), ("7", "mnist", 1, None)],
+            [(0, "left of", 1)],
+            None,
+        ),
+        ("three sevens in a row", None, [("7", "mnist", 3, None)], [], {"kind": "row"}),
+        ("a pair of 4s", None, [("4", "mnist", 2, None)], [], None),
+        ("5 twos", None, [("2", "mnist", 5, None)], [], None),  # a numeral before an object is a count
+        ("make a 7", "create", [("7", "mnist", 1, None)], [], None),  # ... and after "a" it is the digit
+        (
+            "draw a small 5 above a large 2",
+            "create",
+            [("5", "mnist", 1, "small"), ("2", "mnist", 1, "large")],
+            [(0, "above", 1)],
+            None,
+        ),
+        (
+            "a seven next to a jacket",
+            None,
+            [("7", "mnist", 1, None), ("coat", "fashion_mnist", 1, None)],
+            [(0, "next to", 1)],
+            None,
+        ),
+        (
+            "two dresses and a handbag",
+            None,
+            [("dress", "fashion_mnist", 2, None), ("bag", "fashion_mnist", 1, None)],
+            [],
+            None,
+        ),
+        (
+            "a 2x2 grid of sneakers",
+            None,
+            [("sneaker", "fashion_mnist", 4, None)],
+            [],
+            {"kind": "grid", "rows": 2, "cols": 2},
+        ),
+        ("3 nines in a column please", None, [("9", "mnist", 3, None)], [], {"kind": "column"}),
+        (
+            "a 1 to the right of an 8",
+            None,
+            [("1", "mnist", 1, None), ("8", "mnist", 1, None)],
+            [(0, "right of", 1)],
+            None,
+        ),
+    ],
+)
+def test_prompts_parse_to_structured_requests(text, task, objects, relations, layout) -> None:
+    p = parse(text)
+    assert p.task == task
+    assert _objs(p) == objects
+    assert [(r.subject, r.relation, r.object) for r in p.relations] == relations
+    assert p.layout == layout
+    assert p.to_dict()["text"] == text  # what the trace records
+
+
+@pytest.mark.parametrize(
+    "text, quoted, suggestion",
+    [
+        ("a 3 lft of a 7", "'lft'", "left of"),
+        ("a zebra", "'zebra'", "FashionMNIST items"),
+        ("draw a snaeker", "'snaeker'", "sneaker"),
+        ("a 7 besides a 3", "'besides'", "beside"),
+    ],
+)
+def test_what_the_grammar_cannot_place_is_quoted_with_what_would_work(text, quoted, suggestion) -> None:
+    with pytest.raises(PromptError) as err:
+        parse(text)
+    msg = str(err.value)
+    assert quoted in msg and suggestion in msg and "\n" not in msg
+
+
+def test_an_empty_prompt_says_what_to_write() -> None:
+    with pytest.raises(PromptError, match="empty prompt"):
+        parse("   ")
