@@ -32,6 +32,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import torch
@@ -260,8 +261,6 @@ def main() -> None:
     ev_sel = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir="outputs/cache/reference").to(device)
     ev_sel.set_reference_from(dm, "selection", args.selection_n)
     sel_floor = ev_sel.floor(dm.real_images("train", 3 * args.selection_n), args.selection_n, draws=3)
-    from types import SimpleNamespace
-
     x, y = labelled_images(dm, "report")
     report_xy = SimpleNamespace(x=x, y=y, datamodule=dm)
     args.grids.mkdir(parents=True, exist_ok=True)
@@ -304,8 +303,6 @@ def main() -> None:
 
 def regret_table(args, cards: list[dict]) -> None:
     """Route each request from the selection-split evidence; score it by what the report split says after."""
-    from types import SimpleNamespace
-
     creators = [
         SimpleNamespace(
             name=Path(c["checkpoint"]).stem,

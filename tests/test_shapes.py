@@ -22,6 +22,7 @@ from artdirector.models.checkpoint import load_module
 from artdirector.models.nets import ConditionalGenerator, Discriminator, Generator, ProjectionDiscriminator
 from artdirector.models.nets.dcgan import stages
 from artdirector.train import train
+from test_creators import TINY_DIT, TINY_UNET
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -216,20 +217,6 @@ def folder(tmp_path_factory) -> Path:
     return root
 
 
-TINY_UNET = [
-    "model=ddpm",
-    "model.backbone.block_out_channels=[16,16,32]",
-    "model.backbone.layers_per_block=1",
-    "model.backbone.norm_num_groups=8",
-    "model.backbone.attention_head_dim=8",
-]
-TINY_DIT = [
-    "model=dit",
-    "model.backbone.num_layers=1",
-    "model.backbone.num_attention_heads=2",
-    "model.backbone.attention_head_dim=16",
-    "model.backbone.patch_size=4",
-]
 TINY_GAN = ["model.generator.base_channels=16", "model.discriminator.base_channels=8"]
 TINY = {
     "dcgan": ["model=dcgan", *TINY_GAN],

@@ -88,30 +88,15 @@ def copy_check(
 
 
 @torch.no_grad()
-def generate(creator, n: int, seed: int, batch_size: int = 500, progress: bool = False) -> tuple:
-    """``n`` images of any creator drawn with ``seed`` (private generators: the global RNG is untouched);
-    a conditional creator draws the classes in turn. Returns (images, the labels asked for, seconds)."""
+def generate(creator, n: int, seed: int) -> tuple:
+    """``n`` images of any creator drawn with ``seed`` (private generators: the global RNG is untouched; a
+    GAN's latents are one N(0, I) draw of n, as ever); a conditional creator draws the classes in turn.
+    Returns (images, the labels asked for, seconds)."""
     from artdirector.models.base import balanced_labels
 
     labels = balanced_labels(n, creator.num_classes) if creator.num_classes else None
     t0 = time.perf_counter()
-    if creator.kind == "gan":  # the same latents as ever: one N(0, I) draw of n from the seed
-        z = torch.randn(n, creator.latent_dim, generator=torch.Generator(device="cpu").manual_seed(seed))
-        chunks = list(range(0, n, batch_size))
-        if progress:
-            from rich.progress import track
-
-            chunks = track(chunks, description=f"sampling {n} images")
-        images = torch.cat(
-            [
-                creator.from_latents(
-                    z[i : i + batch_size], None if labels is None else labels[i : i + batch_size]
-                )
-                for i in chunks
-            ]
-        )
-    else:
-        images = creator.sample(n, labels, seed=seed).images
+    images = creator.sample(n, labels, seed=seed).images
     if creator.device.type == "cuda":
         torch.cuda.synchronize(creator.device)
     return images, labels, time.perf_counter() - t0
@@ -148,7 +133,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "the checkpoint was trained on %r but is evaluated against %r", trained_on, datamodule.describe()
         )
     evaluator.set_reference_from(datamodule, cfg.split, cfg.n_real, progress=True)
-    images, labels, seconds = generate(creator, cfg.n_samples, cfg.seed, progress=True)
+    images, labels, seconds = generate(creator, cfg.n_samples, cfg.seed)
     report = evaluator.evaluate(images, progress=True)
     conformance = None
     if labels is not None and report.labels is not None:  # the share drawn as the class they were asked to be

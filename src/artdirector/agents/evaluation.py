@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from artdirector.agents.types import Samples
+from artdirector.creators import critic_logits
 from artdirector.evaluation import Evaluator, Report
 
 
@@ -77,16 +78,6 @@ class EvaluationAgent:
         one, scores each image with its label."""
         ev = self.selection if split == "selection" else self.report
         report = ev.evaluate(samples.images)
-        logits = None
-        if model is not None and hasattr(model, "discriminate"):
-            y = samples.labels
-            logits = torch.cat(
-                [
-                    model.discriminate(
-                        samples.images[i : i + 500].to(model.device),
-                        None if y is None else y[i : i + 500].to(model.device),
-                    ).cpu()
-                    for i in range(0, len(samples), 500)
-                ]
-            )
+        has_critic = model is not None and hasattr(model, "discriminate")
+        logits = critic_logits(model, samples.images, samples.labels) if has_critic else None
         return AgentReport(report=report, d_logits=logits, split=split, requested=samples.labels)

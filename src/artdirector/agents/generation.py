@@ -8,7 +8,6 @@ rank by a configurable objective, and write every candidate and the reason into 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,42 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.agents.types import Request, RequestError, Samples
-from artdirector.creators import Creator, load_creator, wrap
+from artdirector.creators import Creator, critic_logits, load_creator, wrap
 from artdirector.creators.routing import read_evidence, route
 from artdirector.errors import InputError
-from artdirector.io import file_sha256
 from artdirector.models.base import balanced_labels
 
 log = logging.getLogger(__name__)
-
-
-def catalogue(ckpt: Path, evaluator: str, split: str = "report") -> list[dict[str, Any]]:
-    """The usable entries ``scripts/evaluate.py`` wrote for ``ckpt`` with ``evaluator``: measured on ``split``,
-    for these very checkpoint bytes (an entry left from an earlier file of the same name is stale)."""
-    entries, digest = [], None
-    for path in sorted(Path(ckpt).parent.glob(f"{Path(ckpt).stem}.{evaluator}-*.metrics.json")):
-        try:
-            e = json.loads(path.read_text())
-            entry = {
-                "n": int(e["n_samples"]),
-                "features": str(e["feature_network"]),
-                "split": (e.get("reference") or {}).get("split"),
-                "fid": float(e["metrics"]["fid"]),
-                "fid_se": e["metrics"].get("fid_se"),
-                "sha256": e.get("checkpoint_sha256"),
-                "path": str(path),
-            }
-        except (OSError, ValueError, KeyError, TypeError):
-            log.warning("ignoring unreadable catalogue entry %s", path)
-            continue
-        digest = digest or file_sha256(ckpt)
-        if entry["sha256"] != digest:
-            log.info("ignoring %s: it was written for other bytes of %s", path, Path(ckpt).name)
-        elif entry["split"] != split:
-            log.info("ignoring %s: measured on the %s split, not %s", path, entry["split"], split)
-        else:
-            entries.append(entry)
-    return entries
 
 
 class GenerationAgent:
@@ -194,13 +163,8 @@ class GenerationAgent:
     def critic(
         self, images: torch.Tensor, labels: torch.Tensor | None = None, model: Any = None
     ) -> torch.Tensor:
-        """The creator's critic on each image (a GAN's discriminator logit), 500 at a time."""
-        m = model if model is not None else self.creator.model
-        out = []
-        for i in range(0, images.shape[0], 500):
-            y = None if labels is None else labels[i : i + 500]
-            out.append(m.discriminate(images[i : i + 500].to(m.device), y).cpu())
-        return torch.cat(out)
+        """The creator's critic on each image (a GAN's discriminator logit)."""
+        return critic_logits(model if model is not None else self.creator.model, images, labels)
 
     def generate(self, request: Request, n: int, base: Samples | None = None, spread: float = 0.5) -> Samples:
         """``create``: n fresh samples. ``variations``: n samples near ``base``'s latents (z + spread * noise,

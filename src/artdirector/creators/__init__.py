@@ -140,6 +140,18 @@ class DiffusionCreator(_Adapter):
 ADAPTERS = {"gan": GANCreator, "diffusion": DiffusionCreator}
 
 
+@torch.no_grad()
+def critic_logits(
+    model: Any, images: torch.Tensor, labels: torch.Tensor | None = None, batch: int = 500
+) -> torch.Tensor:
+    """A GAN creator's critic (its discriminator's logit) on each image, with its class if conditional."""
+    out = []
+    for i in range(0, images.shape[0], batch):
+        y = None if labels is None else labels[i : i + batch].to(model.device)
+        out.append(model.discriminate(images[i : i + batch].to(model.device), y).cpu())
+    return torch.cat(out)
+
+
 def wrap(model: Any, path: str | Path) -> Creator:
     """A loaded module behind the protocol (e.g. a finetuned model the Director accepted)."""
     return ADAPTERS[model.kind](model, path)

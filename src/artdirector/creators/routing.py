@@ -18,17 +18,49 @@ chosen and the reason says which constraint could not be met.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from artdirector.errors import ConfigError
+from artdirector.io import file_sha256
 
 log = logging.getLogger(__name__)
 
 OBJECTIVES = ("quality", "fastest")
+
+
+def catalogue(ckpt: Path, evaluator: str, split: str = "report") -> list[dict[str, Any]]:
+    """The usable entries ``scripts/evaluate.py`` wrote for ``ckpt`` with ``evaluator``: measured on ``split``,
+    for these very checkpoint bytes (an entry left from an earlier file of the same name is stale)."""
+    entries, digest = [], None
+    for path in sorted(Path(ckpt).parent.glob(f"{Path(ckpt).stem}.{evaluator}-*.metrics.json")):
+        try:
+            e = json.loads(path.read_text())
+            entry = {
+                "n": int(e["n_samples"]),
+                "features": str(e["feature_network"]),
+                "split": (e.get("reference") or {}).get("split"),
+                "fid": float(e["metrics"]["fid"]),
+                "fid_se": e["metrics"].get("fid_se"),
+                "sha256": e.get("checkpoint_sha256"),
+                "path": str(path),
+            }
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("ignoring unreadable catalogue entry %s", path)
+            continue
+        digest = digest or file_sha256(ckpt)
+        if entry["sha256"] != digest:
+            log.info("ignoring %s: it was written for other bytes of %s", path, Path(ckpt).name)
+        elif entry["split"] != split:
+            log.info("ignoring %s: measured on the %s split, not %s", path, entry["split"], split)
+        else:
+            entries.append(entry)
+    return entries
 
 
 @dataclass
@@ -74,8 +106,6 @@ def _from_block(block: dict[str, Any], source: str) -> dict[str, Any]:
 def read_evidence(creator: Any, catalogue_dir: str = "lenet") -> Evidence:
     """A loaded creator's evidence: its card (the report numbers and the ``selection`` block) and the
     ``scripts/evaluate.py`` catalogue entries beside the checkpoint, of both splits."""
-    from artdirector.agents.generation import catalogue
-
     card = creator.card or {}
     ev = Evidence(
         creator.name,

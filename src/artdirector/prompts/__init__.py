@@ -247,7 +247,7 @@ class _Build(Transformer):
         return p
 
 
-_PARSER = Lark(GRAMMAR, parser="earley", lexer="dynamic", ambiguity="resolve", maybe_placeholders=False)
+_PARSER = Lark(GRAMMAR, parser="earley", lexer="dynamic", ambiguity="resolve")
 _VOCAB = sorted({*OBJECTS, *COUNT_WORDS, *RELATIONS, *SIZES, *TASKS, *FILLER, "in a row", "grid of"})
 
 
