@@ -94,3 +94,43 @@ def test_what_the_grammar_cannot_place_is_quoted_with_what_would_work(text, quot
 def test_an_empty_prompt_says_what_to_write() -> None:
     with pytest.raises(PromptError, match="empty prompt"):
         parse("   ")
+
+
+@pytest.mark.parametrize(
+    "text, scene, classes",
+    [
+        ("a 3 left of a 7", True, (3, 7)),
+        ("draw a 7", True, (7,)),
+        ("three sevens in a row", True, (7,)),
+        ("a small dress", True, (3,)),
+        ("sevens", False, (7,)),  # a bare plural: a batch of that class, as before scenes
+        ("draw threes and sevens", False, (3, 7)),
+        ("variations of this 7", False, (7,)),
+    ],
+)
+def test_scene_or_batch(text, scene, classes):
+    from artdirector.agents.types import interpret
+
+    p = parse(text)
+    assert p.is_scene is scene and p.classes == classes
+    assert interpret(text, has_input=True).scene is scene
+
+
+def test_names_object_and_lists():
+    from artdirector.prompts import names_object
+
+    assert names_object("a 3 left of a 7") and names_object("a sneaker") and names_object("draw a one")
+    assert not names_object("generate new art") and not names_object("make one more")
+    p = parse("a 3, a 4 and a 5 in a column")
+    assert [o.name for o in p.objects] == ["3", "4", "5"] and p.layout == {"kind": "column"}
+
+
+def test_interpret_keeps_todays_behaviour_without_objects():
+    from artdirector.agents.types import RequestError, interpret
+
+    assert interpret("generate new art", False).prompt is None
+    assert interpret("zzz", has_input=True).task == "variations"
+    with pytest.raises(PromptError, match="'quickly'"):
+        interpret("draw a 7 quickly", False)  # a prompt naming an object is parsed whole: nothing dropped
+    with pytest.raises(RequestError, match="scenes are created"):
+        interpret("refine a 3 left of a 7", True)

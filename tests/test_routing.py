@@ -46,7 +46,7 @@ def test_requests_name_their_classes(text, classes) -> None:
 
 
 def test_a_class_request_says_what_it_needs() -> None:
-    r = interpret("draw a 7", has_input=False)
+    r = interpret("draw sevens", has_input=False)  # a batch of a class ("draw a 7" is a one-object scene)
     assert (
         r.task == "create"
         and r.classes == (7,)

@@ -214,6 +214,87 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     return director, request, base
 
 
+def scene_creators(ckpts: list[str], device: torch.device) -> dict[str, list]:
+    """The class-conditional creators among ``ckpts``, by the dataset each was trained on (its card's
+    reference), best first: the highest measured conformance, then the lowest selection-split FID."""
+    from artdirector.creators import load_creator
+
+    out: dict[str, list] = {}
+    for path in ckpts:
+        creator = load_creator(path, map_location=device)
+        if "class" not in creator.accepts:
+            continue
+        card = creator.card or {}
+        dataset = (card.get("reference") or {}).get("dataset")
+        if dataset is None:
+            dataset = "mnist"
+            log.warning("%s has no card saying what it was trained on: taken as an MNIST creator", path)
+        out.setdefault(dataset, []).append(creator)
+
+    def rank(c) -> tuple[float, float]:
+        card = c.card or {}
+        conf = (card.get("conformance") or {}).get("overall")
+        fid = ((card.get("selection") or {}).get("metrics") or card.get("metrics") or {}).get("fid")
+        return (-(conf if conf is not None else 0.0), fid if fid is not None else float("inf"))
+
+    return {ds: sorted(cs, key=rank) for ds, cs in out.items()}
+
+
+def run_scene(cfg: DictConfig, request: Request):
+    """A scene request: the scene director with the class-conditional creators and the shipped detector."""
+    from artdirector.agents.scene import SceneDirector
+    from artdirector.models.detector import load_detector
+
+    sc = cfg.scene
+    check_settings(
+        cfg,
+        {
+            "scene.canvas": (
+                at_least(16),
+                "a canvas side in pixels >= 16 (default 128: four digits in a row)",
+            ),
+            "scene.base": (at_least(8), "a base cell in pixels >= 8"),
+            "scene.max_rounds": (at_least(0), "a number of repair rounds >= 0"),
+            "scene.max_seconds": (at_least(0), "a number of seconds >= 0"),
+            "scene.threshold": (lambda v: 0 < v < 1, "a detection score threshold in (0, 1)"),
+        },
+    )
+    device = resolve_device(cfg.device)
+    ckpts = (
+        zoo_checkpoints()
+        if cfg.ckpt is None
+        else (list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt])
+    )
+    creators = scene_creators(ckpts, device)
+    log.info("scene creators: %s", {ds: [c.name for c in cs] for ds, cs in creators.items()})
+    detector = load_detector(sc.detector, map_location=device)
+    director = SceneDirector(
+        creators,
+        detector,
+        canvas=sc.canvas,
+        base=sc.base,
+        max_rounds=sc.max_rounds,
+        max_seconds=sc.max_seconds,
+        threshold=sc.threshold,
+        drs_candidates=sc.drs_candidates,
+        switch_after=sc.switch_after,
+        seed=cfg.seed,
+    )
+    out = Path(cfg.paths.output_dir)
+    result = director.run(request.prompt, output_dir=out)
+    log.info(
+        "scene %r: %s after %d repair round(s) (%s); one-shot %s. Wrote %s (canvas.png, annotated.png, "
+        "report.md, report.html, trace.json)",
+        request.text,
+        "PASS" if result.passed else "FAIL",
+        len(result.rounds) - 1,
+        result.stop,
+        "pass" if result.one_shot.passed else "fail",
+        out,
+    )
+    return result
+
+
 def run_agent(cfg: DictConfig) -> Result:
     director, request, base = build(cfg)
     result = director.run(request, base=base)
@@ -233,4 +314,8 @@ def run_agent(cfg: DictConfig) -> Result:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="agent")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
+    request = interpret(cfg.request, has_input=cfg.get("input") is not None)
+    if request.scene:  # a canvas with exactly the named objects: the scene director; 1.0 when it passes
+        log.info("request %r: %s", request.text, request.understood)
+        return float(run_scene(cfg, request).passed)
     return run_agent(cfg).report.fid

@@ -25,6 +25,13 @@ class Request:
     # the classes asked for ("draw a 7", "threes and fives"); None: any class. A class request goes only to
     # creators that accept a class condition.
     classes: tuple[int, ...] | None = None
+    # the parsed prompt when the request names objects (artdirector.prompts); a scene when prompt.is_scene
+    prompt: Any = None
+
+    @property
+    def scene(self) -> bool:
+        """A canvas with exactly the named objects ("a 3 left of a 7"), made by the scene director."""
+        return self.prompt is not None and self.prompt.is_scene
 
     @property
     def needs(self) -> frozenset[str]:
@@ -84,18 +91,40 @@ def interpret(text: str | None, has_input: bool) -> Request:
             'empty request: say what you want, e.g. request="generate new art", '
             'request="variations of this" input=<image/latents/run dir>, request="refine" input=...'
         )
-    classes = requested_classes(text)
+    from artdirector.prompts import names_object, parse
+
+    prompt = None
+    if names_object(text):  # a prompt that names an object is parsed whole: no word of it is dropped
+        prompt = parse(text)
+        if prompt.is_scene:
+            if prompt.task not in (None, "create"):
+                raise RequestError(
+                    f"{text!r} asks to {prompt.task} a scene; scenes are created (drop {prompt.task!r}, e.g. "
+                    f'request="a 3 left of a 7"), and refine/variations work on batches of images'
+                )
+            return Request(
+                text,
+                "create",
+                f"a scene of {describe_prompt(prompt)} -> plan, compose, verify, repair",
+                prompt.classes if all(o.dataset == "mnist" for o in prompt.objects) else None,
+                prompt,
+            )
+    classes = prompt.classes if prompt is not None else requested_classes(text)
     of = (
         f"; classes {', '.join(map(str, classes))} named -> class-conditional creators only"
         if classes
         else ""
     )
     if m := _REFINE.search(text):
-        return Request(text, "refine", f"'{m.group(0)}' asks to improve images -> refine{of}", classes)
+        return Request(
+            text, "refine", f"'{m.group(0)}' asks to improve images -> refine{of}", classes, prompt
+        )
     if m := _CREATE.search(text):
-        return Request(text, "create", f"'{m.group(0)}' asks for new images -> create{of}", classes)
+        return Request(text, "create", f"'{m.group(0)}' asks for new images -> create{of}", classes, prompt)
     if m := _VARY.search(text):
-        return Request(text, "variations", f"'{m.group(0)}' asks for variations -> variations{of}", classes)
+        return Request(
+            text, "variations", f"'{m.group(0)}' asks for variations -> variations{of}", classes, prompt
+        )
     if has_input:
         return Request(
             text,
@@ -104,12 +133,27 @@ def interpret(text: str | None, has_input: bool) -> Request:
             classes,
         )
     if classes:
-        return Request(text, "create", f"no task keyword; {of[2:]}: create them", classes)
+        return Request(text, "create", f"no task keyword; {of[2:]}: create them", classes, prompt)
     raise RequestError(
         f"could not tell what {text!r} asks for, and there is no input to make variations of. Use "
         "'new'/'create'/'generate' for new images, 'refine'/'improve' (with input=...) to improve "
         "images, or 'variations' with input=<image, latents or earlier run>"
     )
+
+
+def describe_prompt(prompt: Any) -> str:
+    """ "1 x 3, 1 x 7; 3 left of 7" """
+    objs = ", ".join(f"{o.count} x {(o.size + ' ') if o.size else ''}{o.name}" for o in prompt.objects)
+    rels = "; ".join(
+        f"{prompt.objects[r.subject].name} {r.relation} {prompt.objects[r.object].name}"
+        for r in prompt.relations
+    )
+    lay = prompt.layout and (
+        f"a {prompt.layout['rows']}x{prompt.layout['cols']} grid"
+        if prompt.layout["kind"] == "grid"
+        else f"in a {prompt.layout['kind']}"
+    )
+    return "; ".join(x for x in (objs, rels, lay) if x)
 
 
 @dataclass

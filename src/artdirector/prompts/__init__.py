@@ -14,6 +14,7 @@ digit in "a 3") without hand-written lookahead.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,6 +64,9 @@ TASKS = {
     "make": "create",
     "draw": "create",
     "paint": "create",
+    "show": "create",
+    "give": "create",
+    "sketch": "create",
     "refine": "refine",
     "improve": "refine",
     "enhance": "refine",
@@ -71,7 +75,10 @@ TASKS = {
     "variations on": "variations",
     "vary": "variations",
 }
-FILLER = ("please", "me", "some", "new", "art", "image", "images", "picture", "pictures", "of", "with")
+FILLER = (
+    "please", "me", "some", "new", "art", "image", "images", "picture", "pictures", "of", "with",
+    "this", "these", "that", "those", "it", "them", "digit", "digits", "number", "numbers", "item", "items",
+)  # fmt: skip
 
 
 def _plural(word: str) -> list[str]:
@@ -103,8 +110,6 @@ OBJECTS = _object_words()
 
 def _alt(words) -> str:
     """A lark regex alternation of whole words, longest first, case-insensitive."""
-    import re
-
     body = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(set(words), key=len, reverse=True))
     return f"/(?<![\\w'-])(?:{body})(?![\\w'-])/i"
 
@@ -126,7 +131,7 @@ NUMBER: /[2-9](?![\w'])/
 RELATION: {_alt(RELATIONS)}
 SIZE: {_alt(SIZES)}
 DET: /(?<![\w'-])(?:an|a|the)(?![\w'-])/i
-CONJ: /(?<![\w'-])(?:and|,|&)(?![\w'-])/i
+CONJ: /(?<![\w'-])(?:and|&)(?![\w'-])|,/i
 LINE: /(?<![\w'-])(?:row|line|column)(?![\w'-])/i
 GRIDSIZE: /[1-9]\s*[x×]\s*[1-9]/i
 FILLER: {_alt(FILLER)}
@@ -146,6 +151,7 @@ class ObjectSpec:
     label: int
     count: int = 1
     size: str | None = None  # "small", "large" or None
+    counted: bool = False  # said with an article or a count ("a 7", "three sevens"), not a bare plural
 
 
 @dataclass
@@ -162,6 +168,16 @@ class Prompt:
     objects: list[ObjectSpec] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
     layout: dict[str, Any] | None = None  # {"kind": "row"|"column"} or {"kind": "grid", "rows": r, "cols": c}
+
+    @property
+    def is_scene(self) -> bool:
+        """A canvas with exactly these objects ("a 7", "a 3 left of a 7", "three sevens in a row", "a small
+        dress"), rather than a batch of images of the named classes ("sevens", "threes and fives")."""
+        return bool(
+            self.relations
+            or self.layout
+            or any(o.counted or o.size or o.dataset != "mnist" for o in self.objects)
+        )
 
     @property
     def classes(self) -> tuple[int, ...] | None:
@@ -185,16 +201,18 @@ class _Build(Transformer):
         return int(tok) if tok.type == "NUMBER" else COUNT_WORDS[" ".join(str(tok).lower().split())]
 
     def np(self, items):
-        count, size, obj = 1, None, None
+        count, size, obj, counted = 1, None, None, False
         for it in items:
             if isinstance(it, int):
-                count = it
+                count, counted = it, True
+            elif isinstance(it, Token) and it.type == "DET":
+                counted = True
             elif isinstance(it, Token) and it.type == "SIZE":
                 size = SIZES[str(it).lower()]
             elif isinstance(it, Token) and it.type == "OBJECT":
                 obj = OBJECTS[" ".join(str(it).lower().split())]
         dataset, label, name = obj
-        return ObjectSpec(name, dataset, label, count, size)
+        return ObjectSpec(name, dataset, label, count, size, counted)
 
     def phrase(self, items):
         nps = [i for i in items if isinstance(i, ObjectSpec)]
@@ -259,6 +277,18 @@ def _word_at(text: str, pos: int) -> str:
     while end < len(text) and not text[end].isspace():
         end += 1
     return text[start:end] or text[pos : pos + 1]
+
+
+_MENTION = re.compile(_alt(OBJECTS)[1:-2], re.I)  # the OBJECT terminal, as a Python regex
+_ONE_AS_DIGIT = re.compile(r"\b(?:digit|number|a|an|the)\s+one\b|\bones\b", re.I)
+
+
+def names_object(text: str) -> bool:
+    """Does the text name a digit or a FashionMNIST item? ("one" only as a digit: "a one", "ones")."""
+    for m in _MENTION.finditer(text or ""):
+        if m.group(0).lower() != "one" or _ONE_AS_DIGIT.search(text):
+            return True
+    return False
 
 
 def parse(text: str) -> Prompt:

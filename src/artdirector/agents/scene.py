@@ -1,0 +1,381 @@
+"""The Director for scenes: plan, compose, verify, repair what failed, until every check passes or the
+budget is spent.
+
+Round 0 is the **one-shot** canvas: the plan, one draw per object. Each later round repairs only what the
+verifier found wrong:
+
+- an object that is missing, of the wrong class, of the wrong size, or split in two is **redrawn** in its cell
+  with a new seed: for a GAN by discriminator rejection sampling (the best of ``drs_candidates`` by its critic,
+  doubling with each failed attempt), for a diffusion creator at stronger guidance; after ``switch_after`` failed
+  attempts another creator of the same dataset draws it, if there is one;
+- an extra object is charged to the nearest planned object, which is redrawn;
+- when every object is right but a relation or the layout is not, the layout is **re-planned** (a new layout
+  seed; the drawings are kept).
+
+Everything lands in ``trace.json`` (the parsed prompt, the plan, each round's detections, object verdicts with
+their boxes, relation verdicts and actions) and in ``report.md`` / ``report.html`` with the annotated canvas.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from artdirector.io import atomic_write, write_json, write_text
+from artdirector.prompts import Prompt
+from artdirector.scenes.canvas import center
+from artdirector.scenes.compose import Compositor, Drawing, item_seed, render
+from artdirector.scenes.layout import Plan, plan
+from artdirector.scenes.verify import Verdict, verify
+
+log = logging.getLogger(__name__)
+SCENE_TRACE_VERSION = "scene/1"
+
+
+@dataclass
+class SceneResult:
+    prompt: Prompt
+    plan: Plan
+    canvas: torch.Tensor
+    verdict: Verdict
+    one_shot: Verdict
+    rounds: list[dict[str, Any]]
+    stop: str
+    seconds: float
+    drawings: list[Drawing] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+
+class SceneDirector:
+    def __init__(
+        self,
+        creators: dict[str, list[Any]],
+        detector: Any,
+        canvas: int = 128,
+        base: int = 32,
+        max_rounds: int = 10,
+        max_seconds: float = 120.0,
+        threshold: float = 0.3,
+        drs_candidates: int = 8,
+        switch_after: int = 3,
+        guidance_factor: float = 1.5,
+        seed: int = 0,
+    ) -> None:
+        """``creators``: for each dataset ("mnist", "fashion_mnist"), its class-conditional creators, best
+        first (the first draws; the others are the fallbacks)."""
+        self.creators = {k: list(v) for k, v in creators.items() if v}
+        self.detector = detector
+        self.canvas, self.base = int(canvas), int(base)
+        self.max_rounds, self.max_seconds = int(max_rounds), float(max_seconds)
+        self.threshold, self.drs_candidates = float(threshold), int(drs_candidates)
+        self.switch_after, self.guidance_factor, self.seed = (
+            int(switch_after),
+            float(guidance_factor),
+            int(seed),
+        )
+
+    def _compositor(self, choice: dict[str, int]) -> Compositor:
+        return Compositor({ds: cs[choice.get(ds, 0) % len(cs)] for ds, cs in self.creators.items()})
+
+    def _check_domains(self, prompt: Prompt) -> None:
+        from artdirector.errors import ConfigError
+
+        missing = sorted({o.dataset for o in prompt.objects} - set(self.creators))
+        if missing:
+            raise ConfigError(
+                f"{prompt.text!r} needs a class-conditional creator of {', '.join(missing)}, and none was given "
+                "or shipped: pass one with scene.creators or ckpt="
+            )
+
+    def _redraw(self, comp: Compositor, plan_: Plan, k: int, attempt: int) -> tuple[Drawing, str]:
+        item = plan_.items[k]
+        creator = comp.creator_for(item)
+        seed = item_seed(self.seed, k, attempt)
+        if "critic" in creator.capabilities:
+            n = min(self.drs_candidates * 2 ** (attempt - 1), 64)
+            return comp.draw(item, seed, candidates=n), f"drs: best of {n} by the critic"
+        if "guidance" in creator.capabilities:
+            g = float(creator.model.defaults.get("guidance", 1.0)) * self.guidance_factor**attempt
+            return comp.draw(item, seed, guidance=g), f"new seed at guidance {g:.2f}"
+        return comp.draw(item, seed), "new seed"
+
+    def run(self, prompt: Prompt, output_dir: str | Path | None = None) -> SceneResult:
+        self._check_domains(prompt)
+        start = time.monotonic()
+        layout_seed = self.seed
+        plan_ = plan(prompt, self.canvas, self.canvas, self.base, seed=layout_seed)
+        choice: dict[str, int] = {}
+        comp = self._compositor(choice)
+        drawings = [comp.draw(it, item_seed(self.seed, k, 0)) for k, it in enumerate(plan_.items)]
+        attempts = [0] * len(plan_.items)
+        rounds: list[dict[str, Any]] = []
+        actions: list[dict[str, Any]] = [
+            {"action": "compose", "why": "the one-shot canvas: one draw per object"}
+        ]
+        one_shot = None
+        stop = ""
+        for r in range(self.max_rounds + 1):
+            canvas = render(plan_, [d.image for d in drawings])
+            verdict = verify(prompt, plan_, canvas, self.detector, self.threshold)
+            rounds.append(
+                {
+                    "round": r,
+                    "actions": actions,
+                    "plan_seed": layout_seed,
+                    "boxes": [list(it.box) for it in plan_.items],
+                    "verdict": verdict.to_dict(),
+                    "seconds": round(time.monotonic() - start, 3),
+                }
+            )
+            one_shot = one_shot or verdict
+            log.info("scene round %d: %s", r, "pass" if verdict.passed else "; ".join(verdict.reasons))
+            if verdict.passed:
+                stop = "every check passes"
+                break
+            if r == self.max_rounds:
+                stop = f"budget spent: {self.max_rounds} repair rounds"
+                break
+            if time.monotonic() - start > self.max_seconds:
+                stop = f"budget spent: {self.max_seconds:.0f} s"
+                break
+            failed = set(verdict.failed_items)
+            for extra in verdict.extras:  # an extra is charged to the nearest planned object
+                cx, cy = center(tuple(extra["box"]))
+                failed.add(
+                    min(
+                        range(len(plan_.items)),
+                        key=lambda k: (
+                            (center(plan_.items[k].box)[0] - cx) ** 2
+                            + (center(plan_.items[k].box)[1] - cy) ** 2
+                        ),
+                    )
+                )
+            actions = []
+            if not failed:
+                layout_seed += 1
+                plan_ = plan(prompt, self.canvas, self.canvas, self.base, seed=layout_seed)
+                actions.append(
+                    {
+                        "action": "replan",
+                        "why": "; ".join(verdict.reasons) or "arrangement",
+                        "seed": layout_seed,
+                    }
+                )
+                continue
+            for k in sorted(failed):
+                attempts[k] += 1
+                item = plan_.items[k]
+                ds = comp.creator_for(item)
+                dataset = next(d for d, cs in self.creators.items() if ds in cs)
+                switched = ""
+                if (
+                    attempts[k] > self.switch_after
+                    and len(self.creators[dataset]) > 1
+                    and attempts[k] % self.switch_after == 1
+                ):
+                    choice[dataset] = choice.get(dataset, 0) + 1
+                    comp = self._compositor(choice)
+                    switched = f"switched {dataset} to {comp.creators[dataset].name}; "
+                problem = (
+                    next((o.problem for o in verdict.objects if o.index == k), None)
+                    or "an extra object near it"
+                )
+                drawings[k], how = self._redraw(comp, plan_, k, attempts[k])
+                actions.append(
+                    {
+                        "action": "redraw",
+                        "item": k,
+                        "object": item_name(item),
+                        "why": problem,
+                        "how": switched + how,
+                        "creator": drawings[k].creator,
+                        "seed": drawings[k].seed,
+                    }
+                )
+        result = SceneResult(
+            prompt, plan_, canvas, verdict, one_shot, rounds, stop, time.monotonic() - start, drawings
+        )
+        if output_dir is not None:
+            write_scene(self, result, Path(output_dir))
+        return result
+
+
+def item_name(item) -> str:
+    from artdirector.scenes.canvas import class_name
+
+    return (f"{item.size} " if item.size else "") + class_name(item.gid)
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def annotated(canvas: torch.Tensor, verdict: Verdict, scale: int = 4) -> torch.Tensor:
+    """The canvas, enlarged, with each detection boxed: green where its object passed, red otherwise (and
+    for extras), the planned cells of missing objects dashed in orange."""
+    from torchvision.utils import draw_bounding_boxes
+
+    img = ((canvas.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    img = img.expand(3, -1, -1) if img.shape[0] == 1 else img
+    img = torch.nn.functional.interpolate(img[None].float(), scale_factor=scale, mode="nearest")[0].to(
+        torch.uint8
+    )
+    boxes, labels, colors = [], [], []
+    for o in verdict.objects:
+        if o.found is not None:
+            boxes.append(o.found)
+            labels.append(f"{o.found_name} ok" if o.ok else f"{o.found_name}: {o.problem}")
+            colors.append("lime" if o.ok and verdict.passed else ("yellow" if o.ok else "red"))
+        else:
+            boxes.append(o.planned)
+            labels.append(f"{o.name}: {o.problem}")
+            colors.append("orange")
+    for e in verdict.extras:
+        boxes.append(tuple(e["box"]))
+        labels.append(f"extra {e['name']}")
+        colors.append("red")
+    if not boxes:
+        return img
+    t = torch.tensor(boxes, dtype=torch.float) * scale
+    return draw_bounding_boxes(img, t, labels=labels, colors=colors, width=2)
+
+
+def _png(img: torch.Tensor) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def scene_trace(d: SceneDirector, res: SceneResult) -> dict[str, Any]:
+    return {
+        "version": SCENE_TRACE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "request": {
+            "text": res.prompt.text,
+            "task": res.prompt.task or "create",
+            "prompt": res.prompt.to_dict(),
+        },
+        "creators": {ds: [c.describe() for c in cs] for ds, cs in d.creators.items()},
+        "detector": getattr(d.detector, "describe", lambda: {"class": type(d.detector).__name__})(),
+        "settings": {
+            "canvas": d.canvas,
+            "base": d.base,
+            "max_rounds": d.max_rounds,
+            "max_seconds": d.max_seconds,
+            "threshold": d.threshold,
+            "drs_candidates": d.drs_candidates,
+            "switch_after": d.switch_after,
+            "seed": d.seed,
+        },
+        "plan": res.plan.to_dict(),
+        "rounds": res.rounds,
+        "drawings": [dr.describe() for dr in res.drawings],
+        "one_shot": {"passed": res.one_shot.passed, "reasons": res.one_shot.reasons},
+        "final": {
+            "passed": res.passed,
+            "reasons": res.verdict.reasons,
+            "rounds": len(res.rounds) - 1,
+            "stop": res.stop,
+            "seconds": round(res.seconds, 3),
+        },
+    }
+
+
+def _objects_table(v: Verdict) -> list[str]:
+    rows = ["| # | asked | verdict | found | box (x0, y0, x1, y1) | score |", "|---|---|---|---|---|---:|"]
+    for o in v.objects:
+        asked = (f"{o.size} " if o.size else "") + o.name
+        box = ", ".join(f"{c:.0f}" for c in (o.found or o.planned))
+        rows.append(
+            f"| {o.index} | {asked} | {'ok' if o.ok else o.problem} | {o.found_name or '-'} | {box} | "
+            f"{o.score if o.score is not None else '-'} |"
+        )
+    for e in v.extras:
+        rows.append(
+            f"| - | (nothing) | extra | {e['name']} | {', '.join(f'{c:.0f}' for c in e['box'])} | {e['score']} |"
+        )
+    return rows
+
+
+def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    trace = scene_trace(d, res)
+    write_json(out / "trace.json", trace)
+    atomic_write(out / "canvas.pt", lambda p: torch.save(res.canvas.clone(), p))
+    canvas_png = _png(((res.canvas.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).expand(3, -1, -1))
+    ann_png = _png(annotated(res.canvas, res.verdict))
+    atomic_write(out / "canvas.png", lambda p: p.write_bytes(canvas_png))
+    atomic_write(out / "annotated.png", lambda p: p.write_bytes(ann_png))
+    status = "PASS" if res.passed else "FAIL"
+    lines = [
+        f"# Scene: {res.prompt.text}",
+        "",
+        f"**{status}** after {len(res.rounds) - 1} repair round(s), {res.seconds:.1f} s ({res.stop}). "
+        f"One-shot: {'pass' if res.one_shot.passed else 'fail (' + '; '.join(res.one_shot.reasons) + ')'}.",
+        "",
+        f"Parsed: {len(res.prompt.objects)} object kind(s) "
+        + ", ".join(f"{o.count} x {(o.size + ' ') if o.size else ''}{o.name}" for o in res.prompt.objects)
+        + (
+            f"; relations: {', '.join(f'{res.prompt.objects[r.subject].name} {r.relation} {res.prompt.objects[r.object].name}' for r in res.prompt.relations)}"
+            if res.prompt.relations
+            else ""
+        )
+        + (f"; layout: {res.prompt.layout}" if res.prompt.layout else ""),
+        "",
+        "Creators: "
+        + "; ".join(f"{ds}: {', '.join(c.name for c in cs)}" for ds, cs in d.creators.items())
+        + f". Verifier: {trace['detector'].get('name', trace['detector'].get('class'))} at threshold {d.threshold}.",
+        "",
+        "![canvas](canvas.png) ![annotated](annotated.png)",
+        "",
+        "## Objects (final round)",
+        "",
+        *_objects_table(res.verdict),
+        "",
+    ]
+    if res.verdict.relations:
+        lines += ["## Relations", "", "| relation | verdict |", "|---|---|"]
+        lines += [
+            f"| {r.subject} {r.relation} {r.object} | {'ok' if r.ok else 'fails'} |"
+            for r in res.verdict.relations
+        ]
+        lines.append("")
+    if res.verdict.layout_ok is not None:
+        lines += [f"Layout {res.prompt.layout['kind']}: {'ok' if res.verdict.layout_ok else 'fails'}.", ""]
+    lines += ["## Rounds", "", "| round | actions | verdict |", "|---:|---|---|"]
+    for rd in res.rounds:
+        acts = "; ".join(
+            f"{a['action']} {a.get('object', '')} ({a.get('why', '')}{', ' + a['how'] if 'how' in a else ''})".replace(
+                " ()", ""
+            )
+            for a in rd["actions"]
+        )
+        v = rd["verdict"]
+        lines.append(f"| {rd['round']} | {acts} | {'pass' if v['passed'] else '; '.join(v['reasons'])} |")
+    md = "\n".join(lines) + "\n"
+    write_text(out / "report.md", md)
+    b64 = {k: base64.b64encode(v).decode() for k, v in (("canvas", canvas_png), ("annotated", ann_png))}
+    body = html.escape(md)
+    page = (
+        "<!doctype html><meta charset=utf-8><title>scene</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}img{image-rendering:pixelated;margin:4px}"
+        "pre{white-space:pre-wrap}</style>"
+        f"<h1>{html.escape(res.prompt.text)}: {status}</h1>"
+        f'<img width=384 src="data:image/png;base64,{b64["canvas"]}"> '
+        f'<img width=512 src="data:image/png;base64,{b64["annotated"]}">'
+        f"<pre>{body}</pre>"
+    )
+    write_text(out / "report.html", page)

@@ -1,0 +1,81 @@
+"""The compositor: ask a class-conditional creator for each object of a plan and place it in its cell.
+
+Every object is one draw, ``creator.sample(1, condition=[label], seed=...)``, recorded as a :class:`Drawing`
+(which creator, which seed and options, or the chosen latent) so that a scene can be re-rendered exactly and the
+director can redraw one object without touching the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from artdirector.scenes.canvas import blank, local, paste
+from artdirector.scenes.layout import Item, Plan
+
+
+@dataclass
+class Drawing:
+    image: torch.Tensor  # (C, h, w) in [-1, 1], as the creator drew it
+    creator: str
+    seed: int
+    how: str = "sample"  # "sample", "drs x8" (best of 8 by the critic), ...
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"creator": self.creator, "seed": self.seed, "how": self.how, "options": dict(self.options)}
+
+
+def item_seed(seed: int, index: int, attempt: int) -> int:
+    """A seed per (scene seed, object, attempt): independent streams, the same on every machine."""
+    digest = hashlib.sha256(f"{seed}/{index}/{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def render(plan: Plan, images: list[torch.Tensor], channels: int = 1) -> torch.Tensor:
+    """The canvas (C, H, W) in [-1, 1]: every image pasted into its item's cell."""
+    canvas = blank(plan.height, plan.width)
+    if channels != 1:
+        canvas = canvas.expand(channels, -1, -1).clone()
+    for item, img in zip(plan.items, images, strict=True):
+        paste(canvas, img.detach().cpu(), item.box)
+    return canvas
+
+
+class Compositor:
+    """Draws objects with one class-conditional creator per dataset (``{"mnist": creator, ...}``)."""
+
+    def __init__(self, creators: dict[str, Any]) -> None:
+        for dataset, c in creators.items():
+            if "class" not in c.accepts:
+                raise ValueError(
+                    f"the {dataset} creator {c.name} accepts no class: scenes need a conditional one"
+                )
+        self.creators = dict(creators)
+
+    def creator_for(self, item: Item) -> Any:
+        dataset, _ = local(item.gid)
+        if dataset not in self.creators:
+            raise KeyError(dataset)
+        return self.creators[dataset]
+
+    def draw(self, item: Item, seed: int, candidates: int = 1, **options: Any) -> Drawing:
+        """One image of ``item``'s class. ``candidates > 1`` on a creator with a critic: discriminator
+        rejection sampling in its simplest, deterministic form (Azadi et al. 2019): draw that many and keep
+        the one the critic scores highest."""
+        from artdirector.creators import critic_logits
+
+        creator = self.creator_for(item)
+        _, label = local(item.gid)
+        has_critic = "critic" in creator.capabilities
+        k = candidates if has_critic else 1
+        cond = torch.full((k,), label, dtype=torch.long, device=creator.device)
+        drawn = creator.sample(k, condition=cond, seed=seed, **options)
+        pick, how = 0, "sample"
+        if k > 1:
+            logits = critic_logits(creator.model, drawn.images, drawn.labels)
+            pick, how = int(logits.argmax()), f"drs best of {k} by the critic"
+        return Drawing(drawn.images[pick].detach().float().cpu(), creator.name, seed, how, dict(options))

@@ -1,0 +1,173 @@
+"""Scenes: the planner's geometry, the verifier's check, the compositor (issue 10)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from artdirector.prompts import PromptError, parse
+from artdirector.scenes.canvas import Box, global_id, ink_box, paste
+from artdirector.scenes.layout import instances, plan, satisfied
+from artdirector.scenes.relations import arrangement_holds, relation_holds
+from artdirector.scenes.verify import check, size_ok
+
+PROMPTS = [
+    "a 3 left of a 7",
+    "a 7 right of a 3",
+    "a 2 above a 9",
+    "a 4 below a 1",
+    "a 5 next to a 6",
+    "three sevens in a row",
+    "5 twos in a row",
+    "a 3, a 4 and a 5 in a column",
+    "a 2x2 grid of sneakers",
+    "a 2x3 grid of 8s",
+    "two 3s left of a 7",
+    "a small 3 above a large 8",
+    "five 2s",
+    "a bag next to a 1",
+    "a large dress",
+]
+
+
+@pytest.mark.parametrize("text", PROMPTS)
+def test_planner_geometry(text):
+    p = parse(text)
+    insts = instances(p)
+    plans = [plan(p, seed=s) for s in range(10)]
+    for pl in plans:
+        assert len(pl.items) == len(insts) == sum(o.count for o in p.objects)
+        for it in pl.items:
+            x0, y0, x1, y1 = it.box
+            assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128
+        for a, b in itertools.combinations(pl.boxes(), 2):  # no overlaps: cells at least 4 px apart
+            assert a[2] + 4 <= b[0] or b[2] + 4 <= a[0] or a[3] + 4 <= b[1] or b[3] + 4 <= a[1], (a, b)
+        assert satisfied(p, insts, pl.boxes(), margin=0.0)
+    assert plan(p, seed=3) == plans[3]  # deterministic for a seed
+    if not p.layout or p.layout["kind"] != "grid":
+        assert len({tuple(pl.boxes()) for pl in plans}) > 1  # and different seeds differ
+
+
+def test_planner_sizes_and_errors():
+    pl = plan(parse("a small 3 above a large 8"), seed=0)
+    sides = {it.gid: it.box[2] - it.box[0] for it in pl.items}
+    assert sides[3] == pytest.approx(19, abs=1) and sides[8] == pytest.approx(48, abs=1)
+    five = plan(parse("5 twos in a row"), seed=0)
+    assert five.scale < 1 and "shrunk" in five.notes[0]
+    with pytest.raises(PromptError, match="2x2 grid has 4 cells"):
+        plan(parse("a 2x2 grid of three sevens"))
+    with pytest.raises(PromptError, match="canvas"):
+        plan(parse("5 large twos in a row"), height=64, width=64, base=32)
+
+
+def test_relation_predicates():
+    a, b = (0.0, 0.0, 20.0, 20.0), (40.0, 5.0, 60.0, 25.0)
+    assert relation_holds("left of", a, b) and relation_holds("right of", b, a)
+    assert not relation_holds("left of", b, a) and not relation_holds("above", a, b)
+    assert relation_holds("next to", a, b) and not relation_holds("next to", a, (120.0, 0.0, 140.0, 20.0))
+    up, down = (10.0, 0.0, 30.0, 20.0), (5.0, 50.0, 25.0, 70.0)
+    assert relation_holds("above", up, down) and relation_holds("below", down, up)
+    row = [(0.0, 50.0, 20.0, 70.0), (30.0, 52.0, 50.0, 72.0), (60.0, 49.0, 80.0, 69.0)]
+    assert arrangement_holds({"kind": "row"}, row)
+    assert not arrangement_holds({"kind": "row"}, [*row[:2], (60.0, 90.0, 80.0, 110.0)])  # one fell out
+    assert not arrangement_holds({"kind": "column"}, row)
+    grid = [
+        (0.0, 0.0, 20.0, 20.0),
+        (30.0, 0.0, 50.0, 20.0),
+        (0.0, 30.0, 20.0, 50.0),
+        (30.0, 30.0, 50.0, 50.0),
+    ]
+    assert arrangement_holds({"kind": "grid", "rows": 2, "cols": 2}, grid)
+    assert not arrangement_holds({"kind": "grid", "rows": 2, "cols": 2}, grid[:3])
+
+
+@dataclass(frozen=True)
+class Det:
+    gid: int
+    box: Box
+    score: float = 0.9
+
+
+def test_blind_check():
+    p = parse("a 3 left of a 7")
+    three, seven = Det(3, (10.0, 40.0, 30.0, 62.0)), Det(7, (70.0, 40.0, 90.0, 62.0))
+    assert check(p, [three, seven], 32) == (True, [])
+    assert check(p, [seven, three], 32)[0]  # the order of detections does not matter
+    ok, why = check(p, [three], 32)
+    assert not ok and "7 missing" in why[0]
+    ok, why = check(p, [three, seven, Det(1, (100.0, 100.0, 110.0, 120.0))], 32)
+    assert not ok and "extra 1" in why[0]
+    ok, why = check(p, [Det(3, (70.0, 40.0, 90.0, 62.0)), Det(7, (10.0, 40.0, 30.0, 62.0))], 32)  # swapped
+    assert not ok and "arrangement" in why[0]
+    ok, why = check(p, [Det(3, three.box), Det(1, seven.box)], 32)  # wrong class: a 7 missing, an extra 1
+    assert not ok and len(why) == 2
+    # two of one class: any assignment of the detections to the instances may satisfy the relations
+    q = parse("two 3s left of a 7")
+    dets = [
+        Det(3, (0.0, 10.0, 20.0, 30.0)),
+        Det(3, (0.0, 80.0, 20.0, 100.0)),
+        Det(7, (90.0, 40.0, 110.0, 62.0)),
+    ]
+    assert check(q, dets, 32)[0]
+    # sizes: a small digit's ink is ~0.71 of its cell; small passes below 0.8 of the base cell
+    assert size_ok("small", (0.0, 0.0, 10.0, 14.0), 3, 32) and not size_ok(
+        "small", (0.0, 0.0, 16.0, 23.0), 3, 32
+    )
+    assert size_ok("large", (0.0, 0.0, 25.0, 34.0), 3, 32) and not size_ok(
+        "large", (0.0, 0.0, 16.0, 23.0), 3, 32
+    )
+    r = parse("a 2x2 grid of sneakers")
+    g = global_id("fashion_mnist", 7)
+    cells = [
+        (0.0, 0.0, 30.0, 30.0),
+        (34.0, 0.0, 64.0, 30.0),
+        (0.0, 34.0, 30.0, 64.0),
+        (34.0, 34.0, 64.0, 64.0),
+    ]
+    assert check(r, [Det(g, c) for c in cells], 32)[0]
+    assert not check(r, [Det(g, c) for c in cells[:3]], 32)[0]
+
+
+def test_paste_and_ink_box():
+    canvas = torch.full((1, 64, 64), -1.0)
+    digit = torch.full((1, 28, 28), -1.0)
+    digit[:, 4:24, 10:18] = 1.0
+    paste(canvas, digit, (8.0, 8.0, 36.0, 36.0))
+    assert (
+        canvas[:, 12:32, 18:26].min() == 1.0 and canvas[:, :8].max() == -1.0 and canvas[:, 36:].max() == -1.0
+    )
+    assert ink_box(digit, (8.0, 8.0, 36.0, 36.0)) == (18.0, 12.0, 26.0, 32.0)
+    big = ink_box(digit, (0.0, 0.0, 56.0, 56.0))  # resized: the ink scales with the cell
+    assert big[2] - big[0] == pytest.approx(16, abs=2) and big[3] - big[1] == pytest.approx(40, abs=2)
+    with pytest.raises(ValueError, match="does not fit"):
+        paste(canvas, digit, (50.0, 50.0, 78.0, 78.0))
+
+
+def test_compositor_with_the_zoo_cgan():
+    from artdirector.agent import scene_creators, zoo_checkpoints
+    from artdirector.scenes.compose import Compositor, item_seed, render
+
+    creators = scene_creators(zoo_checkpoints(), torch.device("cpu"))
+    assert creators["mnist"][0].name == "cdcgan"  # the unconditional dcgan cannot draw a class
+    comp = Compositor({"mnist": creators["mnist"][0]})
+    pl = plan(parse("a 3 left of a 7"), seed=0)
+    drawings = [comp.draw(it, item_seed(0, k, 0)) for k, it in enumerate(pl.items)]
+    again = [comp.draw(it, item_seed(0, k, 0)) for k, it in enumerate(pl.items)]
+    assert all(
+        torch.equal(a.image, b.image) for a, b in zip(drawings, again, strict=True)
+    )  # a seed replays a drawing
+    canvas = render(pl, [d.image for d in drawings])
+    assert canvas.shape == (1, 128, 128) and canvas.min() >= -1 and canvas.max() <= 1
+    ink = canvas[0] > 0
+    inside = torch.zeros_like(ink)
+    for it in pl.items:
+        x0, y0, x1, y1 = (int(v) for v in it.box)
+        inside[y0:y1, x0:x1] = True
+    assert ink.any() and not (ink & ~inside).any()  # ink only in the planned cells
+    drs = comp.draw(pl.items[0], 5, candidates=8)
+    assert drs.how.startswith("drs") and drs.image.shape == (1, 28, 28)
+    with pytest.raises(KeyError):
+        comp.draw(plan(parse("a dress"), seed=0).items[0], 0)
