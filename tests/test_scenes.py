@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+import jsonschema
 import pytest
 import torch
 
@@ -14,6 +17,9 @@ from artdirector.scenes.layout import instances, plan, satisfied
 from artdirector.scenes.relations import arrangement_holds, relation_holds
 from artdirector.scenes.verify import check, size_ok
 
+SCHEMA = json.loads(
+    (Path(__file__).parents[1] / "src" / "artdirector" / "agents" / "scene_trace_schema.json").read_text()
+)
 PROMPTS = [
     "a 3 left of a 7",
     "a 7 right of a 3",
@@ -167,7 +173,87 @@ def test_compositor_with_the_zoo_cgan():
         x0, y0, x1, y1 = (int(v) for v in it.box)
         inside[y0:y1, x0:x1] = True
     assert ink.any() and not (ink & ~inside).any()  # ink only in the planned cells
-    drs = comp.draw(pl.items[0], 5, candidates=8)
-    assert drs.how.startswith("drs") and drs.image.shape == (1, 28, 28)
+    brightest = comp.draw(pl.items[0], 5, candidates=8, score=lambda x, y: x.mean((1, 2, 3)))
+    eight = creators["mnist"][0].sample(8, torch.full((8,), 3), seed=5).images
+    assert torch.equal(brightest.image, eight[eight.mean((1, 2, 3)).argmax()])  # the best of 8 by the score
+    assert brightest.how == "best of 8 by the score"
     with pytest.raises(KeyError):
         comp.draw(plan(parse("a dress"), seed=0).items[0], 0)
+
+
+# ---- the scene director, with the shipped detector and the zoo's conditional GAN --------------------------
+class _Broken:
+    """A creator that draws nothing (a black image) for one seed: a deliberately broken object."""
+
+    def __init__(self, creator, broken_seed: int) -> None:
+        self.inner, self.broken_seed = creator, broken_seed
+        self.calls: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def sample(self, n, condition=None, seed=0, **options):
+        self.calls.append(seed)
+        drawn = self.inner.sample(n, condition, seed, **options)
+        if seed == self.broken_seed:
+            drawn.images = torch.full_like(drawn.images, -1.0)
+        return drawn
+
+
+@pytest.fixture(scope="module")
+def zoo_mnist():
+    from artdirector.agent import scene_creators, zoo_checkpoints
+
+    return scene_creators(zoo_checkpoints(), torch.device("cpu"))["mnist"][0]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from artdirector.models.detector import load_detector
+
+    return load_detector()
+
+
+def test_the_repair_loop_fixes_a_deliberately_broken_object(zoo_mnist, detector, tmp_path):
+    from artdirector.agents.scene import SceneDirector
+    from artdirector.scenes.compose import item_seed
+
+    broken = _Broken(zoo_mnist, item_seed(0, 1, 0))  # the 7's first drawing is black
+    director = SceneDirector({"mnist": [broken]}, detector, max_rounds=4, seed=0)
+    res = director.run(parse("a 3 left of a 7"), output_dir=tmp_path)
+    first = res.rounds[0]["verdict"]
+    assert not first["passed"] and not res.one_shot.passed
+    assert [o["problem"] for o in first["objects"]] == [None, "missing"]  # the 3 was fine, the 7 missing
+    assert res.passed and res.stop == "every check passes"
+    redraws = [a for r in res.rounds[1:] for a in r["actions"]]
+    assert redraws and all(a["action"] == "redraw" and a["item"] == 1 for a in redraws)  # only the 7
+    trace = json.loads((tmp_path / "trace.json").read_text())
+    jsonschema.validate(trace, SCHEMA)
+    assert trace["final"]["passed"] and trace["one_shot"]["passed"] is False
+    assert trace["request"]["prompt"]["relations"][0]["relation"] == "left of"
+    for name in ("canvas.png", "annotated.png", "report.md", "report.html", "canvas.pt"):
+        assert (tmp_path / name).is_file()
+    md = (tmp_path / "report.md").read_text()
+    assert "PASS" in md and "| 1 | 7 | ok | 7 |" in md and "missing" in md  # each object's verdict, its box
+
+
+def test_a_relation_that_fails_is_replanned(zoo_mnist, detector, monkeypatch):
+    import artdirector.agents.scene as scene_mod
+    from artdirector.agents.scene import SceneDirector
+
+    p = parse("a 2 above a 9")
+    director = SceneDirector({"mnist": [zoo_mnist]}, detector, max_rounds=3, seed=0)
+    real_plan = scene_mod.plan
+    calls = []
+
+    def swapped_first(prompt, *a, seed=0, **k):  # the first plan puts the 9 above the 2
+        pl = real_plan(prompt, *a, seed=seed, **k)
+        calls.append(seed)
+        if len(calls) == 1:
+            pl.items[0].box, pl.items[1].box = pl.items[1].box, pl.items[0].box
+        return pl
+
+    monkeypatch.setattr(scene_mod, "plan", swapped_first)
+    res = director.run(p)
+    assert not res.one_shot.passed and "arrangement" in res.one_shot.reasons[0]
+    assert res.rounds[1]["actions"][0]["action"] == "replan" and res.passed

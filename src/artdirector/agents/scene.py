@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from artdirector.creators import critic_logits
 from artdirector.io import atomic_write, write_json, write_text
 from artdirector.prompts import Prompt
 from artdirector.scenes.canvas import center
@@ -105,7 +106,11 @@ class SceneDirector:
         seed = item_seed(self.seed, k, attempt)
         if "critic" in creator.capabilities:
             n = min(self.drs_candidates * 2 ** (attempt - 1), 64)
-            return comp.draw(item, seed, candidates=n), f"drs: best of {n} by the critic"
+
+            def critic(images, labels, model=creator.model):
+                return critic_logits(model, images, labels)
+
+            return comp.draw(item, seed, candidates=n, score=critic), f"drs: best of {n} by the critic"
         if "guidance" in creator.capabilities:
             g = float(creator.model.defaults.get("guidance", 1.0)) * self.guidance_factor**attempt
             return comp.draw(item, seed, guidance=g), f"new seed at guidance {g:.2f}"
@@ -310,6 +315,38 @@ def _objects_table(v: Verdict) -> list[str]:
     return rows
 
 
+def _md_to_html(md: str) -> str:
+    """The report's own Markdown (headings, paragraphs, pipe tables, **bold**) as HTML: one source, two views."""
+    import re
+
+    def inline(t: str) -> str:
+        return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(t))
+
+    out, table = [], []
+    for line in [*md.splitlines(), ""]:
+        if line.startswith("|"):
+            table.append([c.strip() for c in line.strip("|").split("|")])
+            continue
+        if table:
+            head, *rows = [r for r in table if not all(set(c) <= set("-:") for c in r)]
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{inline(c)}</th>" for c in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rows)
+                + "</table>"
+            )
+            table = []
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("!["):
+            out.append(f"<p>{line}</p>")
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    return "\n".join(out)
+
+
 def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     trace = scene_trace(d, res)
@@ -368,14 +405,15 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
     md = "\n".join(lines) + "\n"
     write_text(out / "report.md", md)
     b64 = {k: base64.b64encode(v).decode() for k, v in (("canvas", canvas_png), ("annotated", ann_png))}
-    body = html.escape(md)
+    images = (
+        f'<img width=384 alt="canvas" src="data:image/png;base64,{b64["canvas"]}"> '
+        f'<img width=512 alt="annotated" src="data:image/png;base64,{b64["annotated"]}">'
+    )
     page = (
-        "<!doctype html><meta charset=utf-8><title>scene</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}img{image-rendering:pixelated;margin:4px}"
-        "pre{white-space:pre-wrap}</style>"
-        f"<h1>{html.escape(res.prompt.text)}: {status}</h1>"
-        f'<img width=384 src="data:image/png;base64,{b64["canvas"]}"> '
-        f'<img width=512 src="data:image/png;base64,{b64["annotated"]}">'
-        f"<pre>{body}</pre>"
+        "<!doctype html><meta charset=utf-8>"
+        f"<title>{html.escape(res.prompt.text)}: {status}</title>"
+        "<style>body{font-family:sans-serif;max-width:64em;margin:2em auto}img{image-rendering:pixelated;margin:4px}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}</style>"
+        + _md_to_html(md).replace("<p>![canvas](canvas.png) ![annotated](annotated.png)</p>", images)
     )
     write_text(out / "report.html", page)

@@ -8,6 +8,7 @@ director can redraw one object without touching the others.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,20 +63,23 @@ class Compositor:
             raise KeyError(dataset)
         return self.creators[dataset]
 
-    def draw(self, item: Item, seed: int, candidates: int = 1, **options: Any) -> Drawing:
-        """One image of ``item``'s class. ``candidates > 1`` on a creator with a critic: discriminator
-        rejection sampling in its simplest, deterministic form (Azadi et al. 2019): draw that many and keep
-        the one the critic scores highest."""
-        from artdirector.creators import critic_logits
-
+    def draw(
+        self,
+        item: Item,
+        seed: int,
+        candidates: int = 1,
+        score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        **options: Any,
+    ) -> Drawing:
+        """One image of ``item``'s class. With ``candidates > 1`` and a ``score`` (images, labels -> one number
+        each, e.g. a GAN's critic): draw that many and keep the best, rejection sampling in its simplest,
+        deterministic form (Azadi et al. 2019). The agents pass the score: this room knows no models."""
         creator = self.creator_for(item)
         _, label = local(item.gid)
-        has_critic = "critic" in creator.capabilities
-        k = candidates if has_critic else 1
+        k = candidates if score is not None else 1
         cond = torch.full((k,), label, dtype=torch.long, device=creator.device)
         drawn = creator.sample(k, condition=cond, seed=seed, **options)
         pick, how = 0, "sample"
         if k > 1:
-            logits = critic_logits(creator.model, drawn.images, drawn.labels)
-            pick, how = int(logits.argmax()), f"drs best of {k} by the critic"
+            pick, how = int(score(drawn.images, drawn.labels).argmax()), f"best of {k} by the score"
         return Drawing(drawn.images[pick].detach().float().cpu(), creator.name, seed, how, dict(options))
