@@ -1,6 +1,7 @@
 """LightningDataModules for the image data the GAN learns and the evaluator compares against."""
 
 from artdirector.data.datamodules import (
+    ConcatDataModule,
     DatasetUnavailableError,
     FakeDataModule,
     ImageDataModule,
@@ -10,6 +11,7 @@ from artdirector.data.datamodules import (
 from artdirector.data.folder import ImageFolderDataModule
 
 __all__ = [
+    "ConcatDataModule",
     "DatasetUnavailableError",
     "FakeDataModule",
     "ImageDataModule",

@@ -21,7 +21,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 from artdirector.errors import UserError
 
@@ -247,6 +247,56 @@ class TorchvisionDataModule(ImageDataModule):
 
     def describe(self) -> str:
         return self.hparams["data_used"]
+
+
+class _LabelOffset(Dataset):
+    def __init__(self, ds: Dataset, offset: int) -> None:
+        self.ds, self.offset = ds, offset
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):
+        x, y = self.ds[i]
+        return x, y + self.offset
+
+
+class ConcatDataModule(ImageDataModule):
+    """Several data modules as one (``data=mnist_fashion``: MNIST and FashionMNIST, e.g. for super-resolution):
+    each split is the concatenation of the parts' same split, so the splits stay apart. Labels are offset by
+    ``10 * i`` for the ``i``-th part (0-9 the first part's classes, 10-19 the second's), so that no two parts'
+    classes share a label. The parts must have the same image shape."""
+
+    def __init__(self, parts: list[ImageDataModule], root: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # root: the parts' root, which the config interpolates into each of them
+        if not parts:
+            raise ValueError("ConcatDataModule needs at least one part")
+        self.parts = list(parts)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "+".join(p.describe() for p in self.parts)
+
+    @property
+    def hparams(self):  # the run's metadata says what each part used (a fallback included)
+        return {"data_used": self.name}
+
+    def prepare_data(self) -> None:
+        for p in self.parts:
+            p.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        for p in self.parts:
+            p.setup(stage)
+        for split in ("train_set", "selection_set", "report_set"):
+            sets = [_LabelOffset(getattr(p, split), 10 * i) for i, p in enumerate(self.parts)]
+            setattr(self, split, ConcatDataset(sets))
+        self.train_set = self._limit(self.train_set)
+
+    def describe(self) -> str:
+        return self.name
 
 
 class Mnist5kDataModule(ImageDataModule):

@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "gan": "artdirector.models.gan.GANModule",
     "classifier": "artdirector.models.classifier.ClassifierModule",
     "diffusion": "artdirector.models.diffusion.DiffusionModule",
+    "sr": "artdirector.models.superres.SRModule",
 }
 
 # what a checkpoint's hyperparameters may name to instantiate (module prefixes)

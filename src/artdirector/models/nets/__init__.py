@@ -7,5 +7,6 @@ from artdirector.models.nets.dcgan import (
     ProjectionDiscriminator,
 )
 from artdirector.models.nets.lenet import LeNet
+from artdirector.models.nets.sr import ESPCN
 
-__all__ = ["ConditionalGenerator", "Discriminator", "Generator", "LeNet", "ProjectionDiscriminator"]
+__all__ = ["ESPCN", "ConditionalGenerator", "Discriminator", "Generator", "LeNet", "ProjectionDiscriminator"]
