@@ -283,3 +283,14 @@ def test_the_agents_work_at_the_creators_shape(tmp_path) -> None:
     torch.save(torch.zeros(2, 1, 28, 28), tmp_path / "grey.pt")
     with pytest.raises(InputError, match=r"expected \(N, 3, 32, 32\)"):
         load_input(tmp_path / "grey.pt", gen, invert_steps=2)
+
+
+def test_a_creator_of_another_dataset_never_serves_the_request():
+    mnist = _ev("cgan", ("nothing", "class"), fid=300.0, conf=0.99)
+    mnist.dataset = "mnist"
+    fashion = _ev("cgan_fashion", ("nothing", "class"), fid=10.0, conf=0.99)  # a lower FID, in its own space
+    fashion.dataset = "fashion_mnist"
+    r = route([fashion, mnist], dataset="mnist")
+    assert r.chosen == 1 and r.table[0]["excluded_by"] == "trained on fashion_mnist, not mnist"
+    assert route([fashion], dataset="mnist").chosen == -1
+    assert route([fashion, mnist]).chosen in (0, 1)  # no dataset given: no such filter

@@ -125,6 +125,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         max_seconds_per_image=cfg.get("max_seconds_per_image"),
         quality_bar=cfg.get("quality_bar"),
         min_conformance=cfg.get("min_conformance", 0.0),
+        dataset=cfg.data.get("dataset"),
     )
     log.info("creator: %s", generation.why)
     datamodule = instantiate(cfg.data)

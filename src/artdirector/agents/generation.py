@@ -36,6 +36,7 @@ class GenerationAgent:
         request: what the creator must serve (a class request needs a class-conditional creator).
         selection: the routing objective, ``quality`` (lowest FID) or ``fastest`` (above ``quality_bar``).
         max_seconds_per_image, min_conformance: constraints on the candidates (see routing).
+        dataset: only creators trained on it (their card says) are candidates; None: no such filter.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class GenerationAgent:
         max_seconds_per_image: float | None = None,
         quality_bar: float | None = None,
         min_conformance: float = 0.0,
+        dataset: str | None = None,
     ) -> None:
         paths = [Path(p).expanduser() for p in ([ckpts] if isinstance(ckpts, str | Path) else ckpts)]
         if not paths:
@@ -58,7 +60,15 @@ class GenerationAgent:
         needs = request.needs if request is not None else frozenset()
         classes = request.classes if request is not None else None
         evidence = [read_evidence(c, evaluator) for c in creators]
-        r = route(evidence, needs, classes, selection, max_seconds_per_image, quality_bar, min_conformance)
+        r = route(
+            evidence, needs, classes, selection, max_seconds_per_image, quality_bar, min_conformance, dataset
+        )
+        if r.chosen < 0 and dataset and all("trained on" in (row["excluded_by"] or "") for row in r.table):
+            raise RequestError(
+                f"none of {', '.join(str(p) for p in paths)} was trained on {dataset} ("
+                + "; ".join(f"{row['name']}: {row['excluded_by']}" for row in r.table)
+                + "): pass ckpt= of a creator trained on it, or set data= to what they were trained on"
+            )
         if r.chosen < 0:
             raise RequestError(
                 f"the request names classes {list(classes or ())}, and none of {', '.join(str(p) for p in paths)} "

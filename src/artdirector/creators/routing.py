@@ -74,6 +74,7 @@ class Evidence:
     seconds_per_image: float | None = None
     device: str | None = None
     measurements: list[dict[str, Any]] = field(default_factory=list)
+    dataset: str | None = None  # what it was trained on (its card's reference), None: not said
 
     def at(self, key: tuple | None) -> dict[str, Any] | None:
         return next((m for m in self.measurements if (m["n"], m["features"], m["split"]) == key), None)
@@ -113,6 +114,7 @@ def read_evidence(creator: Any, catalogue_dir: str = "lenet") -> Evidence:
         sorted(creator.accepts),
         card.get("seconds_per_image"),
         card.get("device"),
+        dataset=(card.get("reference") or {}).get("dataset"),
     )
     if card.get("metrics"):
         ev.measurements.append(_from_block(card, "card"))
@@ -140,8 +142,11 @@ def route(
     max_seconds_per_image: float | None = None,
     quality_bar: float | None = None,
     min_conformance: float = 0.0,
+    dataset: str | None = None,
 ) -> Route:
-    """Choose among ``evidence`` (one per candidate creator); see the module docstring."""
+    """Choose among ``evidence`` (one per candidate creator); see the module docstring. With ``dataset``,
+    only creators trained on it (or whose card does not say) can serve: a FashionMNIST creator never
+    answers an MNIST request, whatever its FID (its FID is measured in another feature space)."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"selection must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if objective == "fastest" and quality_bar is None:
@@ -150,9 +155,12 @@ def route(
         {**{k: v for k, v in asdict(e).items() if k != "measurements"}, "eligible": True, "excluded_by": None}
         for e in evidence
     ]
-    able = [i for i, e in enumerate(evidence) if needs <= set(e.accepts)]
+    other = {i for i, e in enumerate(evidence) if dataset and e.dataset and e.dataset != dataset}
+    able = [i for i, e in enumerate(evidence) if needs <= set(e.accepts) and i not in other]
     for i, row in enumerate(rows):
-        if i not in able:
+        if i in other:
+            row.update(eligible=False, excluded_by=f"trained on {evidence[i].dataset}, not {dataset}")
+        elif i not in able:
             lacks = ", ".join(sorted(needs - set(row["accepts"])))
             row.update(eligible=False, excluded_by=f"does not accept {lacks}")
     if not able:
