@@ -109,7 +109,11 @@ def per_class_fids(ev: Evaluator, images, labels, real_x, real_y) -> dict[str, f
     out = {}
     for c in labels.unique().tolist():
         ev_c = copy.copy(ev)
-        ev_c.set_reference(real_x[real_y == c], dataset=f"mnist[class {c}]", split=ev.reference_key["split"])
+        ev_c.set_reference(
+            real_x[real_y == c],
+            dataset=f"{ev.reference_key['dataset']}[class {c}]",
+            split=ev.reference_key["split"],
+        )
         out[str(c)] = ev_c.frechet(ev_c.features(images[labels == c]))
     return out
 
@@ -233,6 +237,12 @@ def main() -> None:
     )
     p.add_argument("--data-root", default="data")
     p.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion_mnist"],
+        help="what the creators were trained on: the references and the LeNet features (and classifier) of it",
+    )
+    p.add_argument(
         "--grids", type=Path, default=Path("outputs/bench_creators"), help="sample and copy-pair grids"
     )
     p.add_argument(
@@ -252,13 +262,17 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = (
         True  # tf32 tensor cores for sampling (cuDNN convs use them already)
     )
-    dm = TorchvisionDataModule("mnist", root=args.data_root, fallback_to_bundled=False)
-    ev = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir="outputs/cache/reference").to(device)
+    dm = TorchvisionDataModule(args.dataset, root=args.data_root, fallback_to_bundled=False)
+    ev = Evaluator(LeNetFeatures(args.dataset), name="lenet", cache_dir="outputs/cache/reference").to(device)
     ev.set_reference_from(dm, "report", args.n)
     floor = ev.floor(dm.real_images("train", 3 * args.n), args.n, draws=3)
-    ev_steps = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir="outputs/cache/reference").to(device)
+    ev_steps = Evaluator(LeNetFeatures(args.dataset), name="lenet", cache_dir="outputs/cache/reference").to(
+        device
+    )
     ev_steps.set_reference_from(dm, "report", args.steps_n)
-    ev_sel = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir="outputs/cache/reference").to(device)
+    ev_sel = Evaluator(LeNetFeatures(args.dataset), name="lenet", cache_dir="outputs/cache/reference").to(
+        device
+    )
     ev_sel.set_reference_from(dm, "selection", args.selection_n)
     sel_floor = ev_sel.floor(dm.real_images("train", 3 * args.selection_n), args.selection_n, draws=3)
     x, y = labelled_images(dm, "report")
