@@ -140,3 +140,33 @@ class SRModule(L.LightningModule):
             "epochs": self.trainer.current_epoch,
         }
         atomic_write(Path(self.export_path), lambda p: torch.save(payload, p))
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "sr_x4.pt"
+RECIPE = "python scripts/train.py experiment=sr"
+
+
+def load_sr(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """The upsampling net in a file :class:`SRModule` exported (``None``: the shipped x4 net,
+    ``artdirector/weights/sr_x4.pt``), read with ``weights_only=True``, in eval mode. Only an ESPCN is built."""
+    from artdirector.models.nets import ESPCN
+
+    path = Path(path) if path is not None else SHIPPED
+    if not path.is_file():
+        raise CheckpointError(
+            f"super-resolution weights not found at {path}: pass a sr.pt written by `{RECIPE}`"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        spec = {k: v for k, v in payload["net"].items() if not str(k).startswith("_")}
+        if str(payload["net"].get("_target_", "")).rsplit(".", 1)[-1] != "ESPCN":
+            raise CheckpointError(f"{path} names {payload['net'].get('_target_')}, not an ESPCN")
+        net = ESPCN(**{**spec, "features": tuple(spec.get("features", (64, 32)))})
+        net.load_state_dict(payload["state_dict"])
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(
+            f"{path} could not be read as super-resolution weights ({type(err).__name__})"
+        ) from err
+    return net.to(map_location).eval()
