@@ -216,10 +216,13 @@ def detector():
 
 def test_the_repair_loop_fixes_a_deliberately_broken_object(zoo_mnist, detector, tmp_path):
     from artdirector.agents.scene import SceneDirector
+    from artdirector.models.superres import load_sr
     from artdirector.scenes.compose import item_seed
 
     broken = _Broken(zoo_mnist, item_seed(0, 1, 0))  # the 7's first drawing is black
-    director = SceneDirector({"mnist": [broken]}, detector, max_rounds=4, seed=0)
+    director = SceneDirector(
+        {"mnist": [broken]}, detector, max_rounds=4, seed=0, upscale=4, upscaler=load_sr()
+    )
     res = director.run(parse("a 3 left of a 7"), output_dir=tmp_path)
     first = res.rounds[0]["verdict"]
     assert not first["passed"] and not res.one_shot.passed
@@ -231,7 +234,8 @@ def test_the_repair_loop_fixes_a_deliberately_broken_object(zoo_mnist, detector,
     jsonschema.validate(trace, SCHEMA)
     assert trace["final"]["passed"] and trace["one_shot"]["passed"] is False
     assert trace["request"]["prompt"]["relations"][0]["relation"] == "left of"
-    for name in ("canvas.png", "annotated.png", "report.md", "report.html", "canvas.pt"):
+    assert trace["upscale"]["size"] == [512, 512] and trace["upscale"]["consistent"]  # x4, the same verdict
+    for name in ("canvas.png", "annotated.png", "report.md", "report.html", "canvas.pt", "canvas_x4.png"):
         assert (tmp_path / name).is_file()
     md = (tmp_path / "report.md").read_text()
     assert "PASS" in md and "| 1 | 7 | ok | 7 |" in md and "missing" in md  # each object's verdict, its box

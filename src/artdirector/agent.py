@@ -245,6 +245,7 @@ def run_scene(cfg: DictConfig, request: Request):
     """A scene request: the scene director with the class-conditional creators and the shipped detector."""
     from artdirector.agents.scene import SceneDirector
     from artdirector.models.detector import load_detector
+    from artdirector.models.superres import load_sr
 
     sc = cfg.scene
     check_settings(
@@ -284,6 +285,8 @@ def run_scene(cfg: DictConfig, request: Request):
         drs_candidates=sc.drs_candidates,
         switch_after=sc.switch_after,
         seed=cfg.seed,
+        upscale=sc.get("upscale"),
+        upscaler=load_sr(map_location=device) if sc.get("upscale") else None,
     )
     out = Path(cfg.paths.output_dir)
     result = director.run(request.prompt, output_dir=out)

@@ -53,6 +53,8 @@ class SceneResult:
     stop: str
     seconds: float
     drawings: list[Drawing] = field(default_factory=list)
+    upscaled: torch.Tensor | None = None
+    upscale_check: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -73,6 +75,8 @@ class SceneDirector:
         switch_after: int = 3,
         guidance_factor: float = 1.5,
         seed: int = 0,
+        upscale: int | None = None,
+        upscaler: Any = None,
     ) -> None:
         """``creators``: for each dataset ("mnist", "fashion_mnist"), its class-conditional creators, best
         first (the first draws; the others are the fallbacks)."""
@@ -212,9 +216,35 @@ class SceneDirector:
         result = SceneResult(
             prompt, plan_, canvas, verdict, one_shot, rounds, stop, time.monotonic() - start, drawings
         )
+        if self.upscale:
+            result.upscaled, result.upscale_check = self._upscale(prompt, plan_, canvas, verdict)
         if output_dir is not None:
             write_scene(self, result, Path(output_dir))
         return result
+
+    @torch.no_grad()
+    def _upscale(self, prompt: Prompt, plan_: Plan, canvas: torch.Tensor, verdict: Verdict):
+        """The canvas through the x4 super-resolution net (x2: then halved with antialiasing), and the check
+        that it still says the same: the upscaled canvas, downsampled back, gets the same verdict."""
+        import torch.nn.functional as F
+
+        if self.upscaler is None:
+            raise ValueError("scene.upscale needs a super-resolution net (upscaler=load_sr())")
+        dev = next(self.upscaler.parameters()).device
+        big = self.upscaler(canvas[None].to(dev)).cpu()
+        if self.upscale == 2:
+            big = F.interpolate(big, scale_factor=0.5, mode="bicubic", antialias=True).clamp(-1, 1)
+        back = F.interpolate(big, size=canvas.shape[-2:], mode="bicubic", antialias=True).clamp(-1, 1)[0]
+        again = verify(prompt, plan_, back, self.detector, self.threshold)
+        check = {
+            "scale": self.upscale,
+            "size": list(big.shape[-2:]),
+            "net": "ESPCN x4 (artdirector/weights/sr_x4.pt)" + (", then halved" if self.upscale == 2 else ""),
+            "verdict_downsampled": again.passed,
+            "consistent": again.passed == verdict.passed,
+            "max_abs_difference": round(float((back - canvas).abs().max()), 4),
+        }
+        return big[0], check
 
 
 def item_name(item) -> str:
@@ -289,6 +319,7 @@ def scene_trace(d: SceneDirector, res: SceneResult) -> dict[str, Any]:
         "rounds": res.rounds,
         "drawings": [dr.describe() for dr in res.drawings],
         "one_shot": {"passed": res.one_shot.passed, "reasons": res.one_shot.reasons},
+        "upscale": res.upscale_check,
         "final": {
             "passed": res.passed,
             "reasons": res.verdict.reasons,
@@ -356,6 +387,9 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
     ann_png = _png(annotated(res.canvas, res.verdict))
     atomic_write(out / "canvas.png", lambda p: p.write_bytes(canvas_png))
     atomic_write(out / "annotated.png", lambda p: p.write_bytes(ann_png))
+    if res.upscaled is not None:
+        up = _png(((res.upscaled.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).expand(3, -1, -1))
+        atomic_write(out / f"canvas_x{d.upscale}.png", lambda p: p.write_bytes(up))
     status = "PASS" if res.passed else "FAIL"
     lines = [
         f"# Scene: {res.prompt.text}",
@@ -390,6 +424,14 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
             for r in res.verdict.relations
         ]
         lines.append("")
+    if res.upscale_check:
+        u = res.upscale_check
+        lines += [
+            f"Upscaled x{u['scale']} to {u['size'][1]}x{u['size'][0]} (`canvas_x{u['scale']}.png`, {u['net']}); "
+            f"downsampled back it {'passes' if u['verdict_downsampled'] else 'fails'} "
+            f"({'consistent' if u['consistent'] else 'NOT consistent'} with the canvas' verdict).",
+            "",
+        ]
     if res.verdict.layout_ok is not None:
         lines += [f"Layout {res.prompt.layout['kind']}: {'ok' if res.verdict.layout_ok else 'fails'}.", ""]
     lines += ["## Rounds", "", "| round | actions | verdict |", "|---:|---|---|"]
