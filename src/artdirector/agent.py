@@ -270,7 +270,7 @@ def run_scene(cfg: DictConfig, request: Request):
     creators = scene_creators(ckpts, device)
     log.info("scene creators: %s", {ds: [c.name for c in cs] for ds, cs in creators.items()})
     detector = load_detector(sc.detector, map_location=device)
-    if sc.get("second_stage", True):  # the shipped LeNets name each detected object from its crop
+    if sc.get("second_stage", False):  # the shipped LeNets rename each detected object from its crop
         from artdirector.evaluation.scene_verifier import TwoStageDetector
 
         detector = TwoStageDetector(detector)

@@ -90,6 +90,10 @@ class SceneDirector:
             float(guidance_factor),
             int(seed),
         )
+        if upscale not in (None, 1, 2, 4):
+            raise ValueError(f"scene.upscale must be 2 or 4 (or null), got {upscale}")
+        self.upscale = None if upscale in (None, 1) else int(upscale)
+        self.upscaler = upscaler  # a x4 super-resolution net (models/superres.py load_sr)
 
     def _compositor(self, choice: dict[str, int]) -> Compositor:
         return Compositor({ds: cs[choice.get(ds, 0) % len(cs)] for ds, cs in self.creators.items()})
