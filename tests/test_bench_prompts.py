@@ -1,0 +1,163 @@
+"""The text-to-scene benchmark (``scripts/bench_prompts.py``): the committed prompt set is what its generator
+makes, every prompt parses and plans, and a short run with a stand-in detector and real digits writes the
+table and the per-prompt JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from artdirector.prompts import parse
+from artdirector.scenes.layout import plan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_prompts", REPO / "scripts" / "bench_prompts.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_committed_set_is_big_balanced_and_every_prompt_parses_and_plans(bench):
+    data = bench.load_set()
+    assert data["version"] == "v1" and bench.SET_PATH.name == "bench_v1.json"
+    prompts = data["prompts"]
+    assert len(prompts) >= 300 and len({e["id"] for e in prompts}) == len(prompts)
+    assert len({e["prompt"] for e in prompts}) == len(prompts)  # no prompt twice
+    counts = Counter(e["category"] for e in prompts)
+    assert set(counts) == set(bench.CATEGORIES) and min(counts.values()) >= 50
+    assert data["categories"] == dict(counts)
+    for e in prompts:
+        assert set(e) == {"id", "category", "prompt"}
+        p = parse(e["prompt"])
+        assert p.is_scene and p.objects, e
+        plan(p, seed=0)
+    # balanced over classes: within a digit category no class is asked for more than twice as often as another
+    for cat, by_class in bench.class_balance(data).items():
+        digits = [v for k, v in by_class.items() if k.isdigit()]
+        if cat != "fashion":
+            assert len(digits) == 10 and max(digits) <= 2 * min(digits), (cat, by_class)
+        else:
+            items = [v for k, v in by_class.items() if not k.isdigit()]
+            assert len(items) == 10 and max(items) <= 2 * min(items), by_class
+
+
+def test_the_set_is_regenerated_byte_for_byte(bench):
+    assert bench.set_json(bench.generate_set()) == bench.SET_PATH.read_text()
+
+
+def test_wilson_interval(bench):
+    lo, hi = bench.wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert bench.wilson(0, 5)[0] == 0.0 and bench.wilson(5, 5)[1] == 1.0
+
+
+# ---- a stand-in detector: ink blobs, classified by the nearest class mean of the bundled digits ----------
+@dataclass(frozen=True)
+class Det:
+    gid: int
+    box: tuple[float, float, float, float]
+    score: float
+
+
+def _crop20(img: torch.Tensor) -> torch.Tensor | None:
+    """The ink of a (H, W) image in [-1, 1], padded square and resized to 20x20 (as MNIST normalises)."""
+    ys, xs = torch.nonzero(img > 0, as_tuple=True)
+    if len(ys) == 0:
+        return None
+    patch = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = patch.shape
+    side = max(h, w)
+    sq = torch.full((side, side), -1.0)
+    sq[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = patch
+    return F.interpolate(sq[None, None], size=(20, 20), mode="bilinear", antialias=True)[0, 0]
+
+
+class StandInDetector:
+    """What the tests use until the shipped detector exists: every connected ink blob (after a 5x5 dilation,
+    so a broken stroke stays one digit) is one object, its class the nearest of the ten class means."""
+
+    def __init__(self) -> None:
+        from artdirector.data.datamodules import load_mnist5k
+
+        images, labels = load_mnist5k()
+        x = images.float().div(127.5).sub(1)
+        crops = torch.stack([_crop20(im) for im in x])
+        self.means = torch.stack([crops[labels == c].mean(0) for c in range(10)]).flatten(1)
+
+    def detect(self, canvases: torch.Tensor, threshold: float = 0.3) -> list[list[Det]]:
+        from scipy import ndimage
+
+        out = []
+        for canvas in canvases:
+            img = canvas[0].float()
+            ink = (img > 0).numpy()
+            blobs, _ = ndimage.label(ndimage.binary_dilation(ink, structure=torch.ones(5, 5).numpy()))
+            dets = []
+            for sl in ndimage.find_objects(blobs):
+                region = torch.full_like(img, -1.0)
+                region[sl] = img[sl]
+                crop = _crop20(region)
+                if crop is None:
+                    continue
+                d = torch.cdist(crop.flatten()[None], self.means)[0]
+                ys, xs = torch.nonzero(region > 0, as_tuple=True)
+                box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+                dets.append(Det(int(d.argmin()), box, 0.9))
+            out.append(dets)
+        return out
+
+
+def test_a_short_run_writes_the_table_and_the_json(bench, tmp_path):
+    from artdirector.scenes.real import RealCreator
+
+    real = RealCreator.from_mnist5k()
+    drawn = real.sample(3, torch.tensor([3, 3, 7]), seed=1)
+    assert drawn.images.shape == (3, 1, 28, 28) and drawn.labels.tolist() == [3, 3, 7]
+    assert torch.equal(real.sample(3, torch.tensor([3, 3, 7]), seed=1).images, drawn.images)  # seeded
+    assert not torch.equal(real.sample(1, torch.tensor([3]), seed=2).images[0], drawn.images[0])
+
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(
+        "# Benchmarks\n\nbefore\n\n<!-- bench_prompts:start -->\nSTALE\n<!-- bench_prompts:end -->\n\nafter\n"
+    )
+    out = tmp_path / "bench.json"
+    argv = ["--limit", "2", "--categories", "single", "fashion", "--max-rounds", "2", "--out", str(out)]
+    argv += ["--write-docs", "--docs", str(docs), "--gallery", str(tmp_path / "gallery")]
+    result = bench.main(argv, detector=StandInDetector(), sets={"real": {"mnist": [real]}})
+
+    saved = json.loads(out.read_text())
+    assert saved["prompt_set"]["version"] == "v1" and saved["limit"] == 2
+    runs = [r for r in saved["results"] if r["status"] == "run"]
+    assert [r["category"] for r in runs] == ["single", "single"]
+    for r in runs:
+        assert isinstance(r["one_shot"]["passed"], bool) and r["one_shot"]["seconds"] > 0
+        assert 0 <= r["directed"]["rounds"] <= 2 and r["directed"]["round0_passed"] == r["one_shot"]["passed"]
+        assert r["directed"]["passed"] or r["directed"]["rounds"] == 2  # it stops only when it passes
+    na = [r for r in saved["results"] if r["category"] == "fashion"]
+    assert len(na) == 2 and all(r["status"] == "n/a" for r in na)  # no FashionMNIST creator: n/a, not a fail
+    rows = {(r["set"], r["category"]): r for r in result["summary"]}
+    assert rows["real", "single"]["n"] == 2 and rows["real", "fashion"]["n"] == 0
+    assert rows["real", "overall"]["n"] == 2 and rows["real", "overall"]["na"] == 2
+
+    text = docs.read_text()
+    assert text.startswith("# Benchmarks\n\nbefore\n") and text.rstrip().endswith("after")
+    assert "STALE" not in text and text.count("<!-- bench_prompts:start -->") == 1
+    assert "| real | single | 2 |" in text and "| real | fashion | n/a (2) |" in text
+    assert "v1" in text and "--limit 2" in text
+    png = tmp_path / "gallery" / "prompts_real.png"
+    assert (
+        png.is_file()
+        and png.read_bytes()[:4] == b"\x89PNG"
+        and "![prompts_real](gallery/prompts_real.png)" in text
+    )
