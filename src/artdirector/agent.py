@@ -284,6 +284,7 @@ def run_scene(cfg: DictConfig, request: Request):
         threshold=sc.threshold,
         drs_candidates=sc.drs_candidates,
         switch_after=sc.switch_after,
+        move_after=sc.get("move_after", 2),
         seed=cfg.seed,
         upscale=sc.get("upscale"),
         upscaler=load_sr(map_location=device) if sc.get("upscale") else None,
