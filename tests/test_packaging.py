@@ -89,4 +89,9 @@ def test_wheel_install_runs_train_evaluate_agent_from_elsewhere(tmp_path) -> Non
     )
     trace = json.loads((work / "outputs" / "zoo" / "trace.json").read_text())
     assert str(site) in json.dumps(trace) and "dcgan.ckpt" in json.dumps(trace)
+    # a scene: the zoo's conditional creators and the detector shipped inside the wheel
+    run("artdirector-agent", "request=a 3 left of a 7", "device=cpu", "hydra.run.dir=outputs/scene")
+    scene = json.loads((work / "outputs" / "scene" / "trace.json").read_text())
+    assert scene["version"] == "scene/1" and str(site) in scene["detector"]["path"]
+    assert scene["request"]["prompt"]["relations"][0]["relation"] == "left of"
     assert sorted(p.name for p in work.iterdir()) == ["outputs"]  # nothing scattered elsewhere

@@ -315,6 +315,17 @@ def _png(img: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
+def _describe_detector(det: Any) -> dict[str, Any]:
+    """What the trace says of the verifier's detector: its file, the test metrics the file states."""
+    if hasattr(det, "describe"):
+        return det.describe()
+    info = getattr(det, "info", {}) or {}
+    return {
+        "name": type(det).__name__,
+        **{k: info[k] for k in ("path", "metrics", "recipe", "canvas_size") if k in info},
+    }
+
+
 def scene_trace(d: SceneDirector, res: SceneResult) -> dict[str, Any]:
     return {
         "version": SCENE_TRACE_VERSION,
@@ -325,7 +336,7 @@ def scene_trace(d: SceneDirector, res: SceneResult) -> dict[str, Any]:
             "prompt": res.prompt.to_dict(),
         },
         "creators": {ds: [c.describe() for c in cs] for ds, cs in d.creators.items()},
-        "detector": getattr(d.detector, "describe", lambda: {"class": type(d.detector).__name__})(),
+        "detector": _describe_detector(d.detector),
         "settings": {
             "canvas": d.canvas,
             "base": d.base,
