@@ -487,7 +487,7 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
     page = (
         "<!doctype html><meta charset=utf-8>"
         f"<title>{html.escape(res.prompt.text)}: {status}</title>"
-        "<style>body{font-family:sans-serif;max-width:64em;margin:2em auto}img{image-rendering:pixelated;margin:4px}"
+        "<style>body{font-family:sans-serif;max-width:64em;margin:2em auto}img{image-rendering:pixelated;margin:4px;vertical-align:top}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}</style>"
         + _md_to_html(md).replace("<p>![canvas](canvas.png) ![annotated](annotated.png)</p>", images)
     )
