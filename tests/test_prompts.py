@@ -134,3 +134,15 @@ def test_interpret_keeps_todays_behaviour_without_objects():
         interpret("draw a 7 quickly", False)  # a prompt naming an object is parsed whole: nothing dropped
     with pytest.raises(RequestError, match="scenes are created"):
         interpret("refine a 3 left of a 7", True)
+
+
+def test_style_and_resolution_words_attach_to_their_objects() -> None:
+    p = parse("draw bold slanted threes")
+    assert p.objects[0].style == ["bold", "slanted"] and not p.is_scene and p.style == ["bold", "slanted"]
+    p = parse("a large, sharp 5")
+    assert p.objects[0].size == "large" and p.objects[0].sharp and p.sharp and p.is_scene
+    p = parse("a thick 3 left of a 7")
+    assert p.objects[0].style == ["thick"] and p.objects[1].style == [] and p.relations
+    assert parse("sevens").style == [] and not parse("sevens").sharp
+    with pytest.raises(PromptError, match="thick"):
+        parse("draw thik sevens")

@@ -14,7 +14,7 @@ Sampling uses an exponential moving average of the weights (torch's ``AveragedMo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -252,11 +252,16 @@ class DiffusionModule(ExactResume, L.LightningModule):
         guidance: float | None = None,
         noise: torch.Tensor | None = None,
         batch_size: int = 500,
+        x0_grad: Callable[[torch.Tensor, slice], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Images in [-1, 1]: ``labels`` (N,) of classes, or ``n`` unconditional samples (null label).
 
         Everything random comes from ``seed`` (the initial noise, or ``noise`` when given, and the DDPM
-        sampler's per-step noise), so the same call gives the same images."""
+        sampler's per-step noise), so the same call gives the same images.
+
+        ``x0_grad(x0, rows)``: guidance by a differentiable score of the predicted clean image (attribute
+        guidance, :mod:`artdirector.editing.style`): at each step the noise prediction becomes
+        ``eps + sqrt(1 - abar_t) * x0_grad(x0_hat, rows)`` for the batch's images ``rows`` of the whole call."""
         sampler = sampler or self.defaults["sampler"]
         steps = int(steps or self.defaults["steps"])
         guidance = float(self.defaults["guidance"] if guidance is None else guidance)
@@ -272,29 +277,87 @@ class DiffusionModule(ExactResume, L.LightningModule):
             noise = torch.randn(labels.shape[0], *self.image_shape, generator=gen)
         out = []
         for i in range(0, labels.shape[0], batch_size):
+            rows = slice(i, min(i + batch_size, labels.shape[0]))
             out.append(
                 self._sample_batch(
-                    noise[i : i + batch_size], labels[i : i + batch_size], gen, sampler, steps, guidance
+                    noise[rows], labels[rows], gen, sampler, steps, guidance, x0_grad=x0_grad, rows=rows
                 )
             )
         return torch.cat(out)
 
-    def _sample_batch(self, x, y, gen, sampler, steps, guidance) -> torch.Tensor:
+    @torch.no_grad()
+    def sdedit(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        strength: float = 0.5,
+        seed: int = 0,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        batch_size: int = 500,
+    ) -> torch.Tensor:
+        """SDEdit (Meng et al. 2022): each image is noised to the step a fraction ``strength`` of the way
+        from the clean end of the ``steps``-step schedule, ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps``,
+        and denoised from there under ``labels`` (the class to make it: another class translates it;
+        the null class, ``labels=None``, keeps it unconditional). ``strength`` 0 returns the input; 1 ignores it
+        (a fresh sample). The noise and the sampler's step noise come from ``seed``."""
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ConfigError(f"SDEdit strength must be in [0, 1], got {strength}")
+        sampler = sampler or self.defaults["sampler"]
+        steps = int(steps or self.defaults["steps"])
+        guidance = float(self.defaults["guidance"] if guidance is None else guidance)
+        images = images.float().cpu()
+        if labels is None:
+            labels = torch.full((images.shape[0],), self.null_label, dtype=torch.long)
+        labels = labels.long().cpu()
+        skip = steps - round(float(strength) * steps)
+        if skip >= steps:
+            return images.clamp(-1, 1)
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn(images.shape, generator=gen)
+        out = []
+        for i in range(0, images.shape[0], batch_size):
+            rows = slice(i, min(i + batch_size, images.shape[0]))
+            out.append(
+                self._sample_batch(
+                    noise[rows], labels[rows], gen, sampler, steps, guidance, start=(skip, images[rows])
+                )
+            )
+        return torch.cat(out)
+
+    def _sample_batch(
+        self, x, y, gen, sampler, steps, guidance, x0_grad=None, rows=None, start=None
+    ) -> torch.Tensor:
         net = self.sampling_net()
         was = net.training
         net.eval()
         sched = make_scheduler(sampler, self.train_scheduler.config)
         sched.set_timesteps(steps)
-        x = x.to(self.device) * sched.init_noise_sigma
+        timesteps = sched.timesteps
+        abar = self.train_scheduler.alphas_cumprod.to(self.device)
         y = y.to(self.device)
+        if start is None:
+            x = x.to(self.device) * sched.init_noise_sigma
+        else:  # SDEdit: the input noised to the first timestep run (VP: the same x_t for every sampler)
+            skip, x0 = start
+            timesteps = timesteps[skip:]
+            if hasattr(sched, "set_begin_index"):
+                sched.set_begin_index(skip)
+            a = abar[int(timesteps[0])]
+            x = a.sqrt() * x0.to(self.device) + (1 - a).sqrt() * x.to(self.device)
         guided = guidance != 1.0 and bool((y != self.null_label).any())
         try:
-            for t in sched.timesteps:
+            for t in timesteps:
                 tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
                 xin = sched.scale_model_input(x, t)
-                e = self.guided_eps(xin, tt, y, guidance if guided else 1.0, net)
+                e = self.guided_eps(xin, tt, y, guidance if guided else 1.0, net).float()
+                if x0_grad is not None:
+                    a = abar[int(t)]
+                    x0 = ((x.float() - (1 - a).sqrt() * e) / a.sqrt()).clamp(-1, 1)
+                    e = e + (1 - a).sqrt() * x0_grad(x0, rows).to(e)
                 # stochastic samplers (DDPM) draw their step noise from `gen` (CPU), so replays are exact
-                x = sched.step(e.float(), t, x.float(), generator=gen).prev_sample
+                x = sched.step(e, t, x.float(), generator=gen).prev_sample
         finally:
             net.train(was)
         return x.clamp(-1, 1).cpu()

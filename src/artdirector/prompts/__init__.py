@@ -58,6 +58,22 @@ SIZES = {
     "big": "large",
     "huge": "large",
 }
+# style words (artdirector.editing.style.WORDS for the attribute each moves) and resolution words (the
+# ``upscale`` action, x4)
+STYLES = {
+    "thick": "thick",
+    "bold": "bold",
+    "heavy": "heavy",
+    "thin": "thin",
+    "slanted": "slanted",
+    "slanting": "slanting",
+    "italic": "italic",
+    "upright": "upright",
+    "straight": "straight",
+    "bright": "bright",
+    "dim": "dim",
+}
+SHARP = ("sharp", "crisp", "detailed", "high-resolution", "high resolution", "hi-res", "hires")
 TASKS = {
     "generate": "create",
     "create": "create",
@@ -121,7 +137,8 @@ task: TASK
 grid: DET? GRIDSIZE "grid"i "of"i group
 group: phrase (CONJ phrase)*
 phrase: np (RELATION np)?
-np: DET? count? SIZE? OBJECT
+np: DET? count? (_mod ","?)* OBJECT
+_mod: SIZE | STYLE | SHARP
 count: COUNT | NUMBER
 layout: "in"i DET? LINE
 TASK: {_alt(TASKS)}
@@ -130,6 +147,8 @@ COUNT.1: {_alt(COUNT_WORDS)}
 NUMBER: /[2-9](?![\w'])/
 RELATION: {_alt(RELATIONS)}
 SIZE: {_alt(SIZES)}
+STYLE: {_alt(STYLES)}
+SHARP: {_alt(SHARP)}
 DET: /(?<![\w'-])(?:an|a|the)(?![\w'-])/i
 CONJ: /(?<![\w'-])(?:and|&)(?![\w'-])|,/i
 LINE: /(?<![\w'-])(?:row|line|column)(?![\w'-])/i
@@ -152,6 +171,8 @@ class ObjectSpec:
     count: int = 1
     size: str | None = None  # "small", "large" or None
     counted: bool = False  # said with an article or a count ("a 7", "three sevens"), not a bare plural
+    style: list[str] = field(default_factory=list)  # style words ("thick", "slanted"), in order
+    sharp: bool = False  # "sharp", "high-resolution": upscaled (the ``upscale`` action)
 
 
 @dataclass
@@ -180,6 +201,15 @@ class Prompt:
         )
 
     @property
+    def style(self) -> list[str]:
+        """The style words said, in order, once each ("thick", "slanted")."""
+        return list(dict.fromkeys(w for o in self.objects for w in o.style))
+
+    @property
+    def sharp(self) -> bool:
+        return any(o.sharp for o in self.objects)
+
+    @property
     def classes(self) -> tuple[int, ...] | None:
         seen: list[int] = []
         for o in self.objects:
@@ -201,7 +231,7 @@ class _Build(Transformer):
         return int(tok) if tok.type == "NUMBER" else COUNT_WORDS[" ".join(str(tok).lower().split())]
 
     def np(self, items):
-        count, size, obj, counted = 1, None, None, False
+        count, size, obj, counted, style, sharp = 1, None, None, False, [], False
         for it in items:
             if isinstance(it, int):
                 count, counted = it, True
@@ -209,10 +239,14 @@ class _Build(Transformer):
                 counted = True
             elif isinstance(it, Token) and it.type == "SIZE":
                 size = SIZES[str(it).lower()]
+            elif isinstance(it, Token) and it.type == "STYLE":
+                style.append(STYLES[str(it).lower()])
+            elif isinstance(it, Token) and it.type == "SHARP":
+                sharp = True
             elif isinstance(it, Token) and it.type == "OBJECT":
                 obj = OBJECTS[" ".join(str(it).lower().split())]
         dataset, label, name = obj
-        return ObjectSpec(name, dataset, label, count, size, counted)
+        return ObjectSpec(name, dataset, label, count, size, counted, style, sharp)
 
     def phrase(self, items):
         nps = [i for i in items if isinstance(i, ObjectSpec)]
@@ -266,7 +300,9 @@ class _Build(Transformer):
 
 
 _PARSER = Lark(GRAMMAR, parser="earley", lexer="dynamic", ambiguity="resolve")
-_VOCAB = sorted({*OBJECTS, *COUNT_WORDS, *RELATIONS, *SIZES, *TASKS, *FILLER, "in a row", "grid of"})
+_VOCAB = sorted(
+    {*OBJECTS, *COUNT_WORDS, *RELATIONS, *SIZES, *STYLES, *SHARP, *TASKS, *FILLER, "in a row", "grid of"}
+)
 
 
 def _word_at(text: str, pos: int) -> str:

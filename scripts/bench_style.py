@@ -1,0 +1,156 @@
+"""Style edits, measured: does each technique move the attribute by the requested amount and keep the class?
+
+    python scripts/bench_style.py                                   # the zoo's GANs and real test digits
+    python scripts/bench_style.py --creators real src/artdirector/zoo/cdcgan.ckpt <ddpm>.ckpt --n 500
+
+For each creator (``real``: the report split's own digits, the reference for the pixel edit; or a checkpoint:
+``--n`` samples of seed ``--seed``, classes 0-9 in turn for a conditional creator), each target (prompt words:
+thick, thin, slanted, upright, small, large; ``artdirector.editing.style.WORDS``) and each technique that can
+serve it (``latent``: InterFaceGAN for a GAN; ``guidance``: attribute guidance for a diffusion model, calibrated
+on 16 probe images; ``morpho``: the Morpho-MNIST pixel edit), the edit's measurement
+(``editing.style.measure_edit``): the attribute before and after, the achieved change against the requested
+change (mean and sd over images), the class conformance before and after by the shipped MNIST LeNet
+(to the asked classes; for an unconditional creator, agreement with each unedited image's predicted class),
+and the FID (LeNet features) of the images before and after against the report split (n = 10,000 reference),
+with its bootstrap SE and the real-vs-real floor at the same n. *Met*: the mean change within 25 % of the
+request and conformance down by at most 1 point. Prints a Markdown table; ``--json`` writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from artdirector.agent import labelled_images
+from artdirector.creators import load_creator
+from artdirector.data import TorchvisionDataModule
+from artdirector.editing.style import candidates, edit, measure_edit, target_for_word
+from artdirector.evaluation import Evaluator, LeNetFeatures
+from artdirector.io import save_grid, write_json
+from artdirector.models.base import balanced_labels
+
+WORDS = ("thick", "thin", "slanted", "upright", "small", "large")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--creators",
+        nargs="+",
+        default=["real", "src/artdirector/zoo/dcgan.ckpt", "src/artdirector/zoo/cdcgan.ckpt"],
+    )
+    ap.add_argument("--words", nargs="+", default=list(WORDS))
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--n-diffusion", type=int, default=100, help="images per diffusion creator (CPU cost)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-root", default="data")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--grids", type=Path, default=Path("outputs/bench_style"))
+    args = ap.parse_args()
+
+    dm = TorchvisionDataModule("mnist", root=args.data_root, fallback_to_bundled=False)
+    lenet = LeNetFeatures("mnist")
+    ev = Evaluator(lenet, name="lenet", cache_dir="outputs/cache/reference")
+    ev.set_reference_from(dm, "report", 10000)
+    floors = {}
+
+    def floor(n: int) -> tuple[float, float]:
+        if n not in floors:
+            floors[n] = ev.floor(dm.real_images("train", 3 * n), n, draws=3)
+        return floors[n]
+
+    def classify(images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([lenet.logits_from_features(lenet(b)).argmax(1) for b in images.split(500)])
+
+    real_x, real_y = labelled_images(dm, "report")
+    rows = []
+    for spec in args.creators:
+        if spec == "real":
+            g = torch.Generator().manual_seed(args.seed)
+            pick = torch.randperm(len(real_y), generator=g)[: args.n]
+            images, labels, creator, latents, seed, options = real_x[pick], real_y[pick], None, None, None, {}
+            caps, name, conditional = set(), "real (report split)", True
+        else:
+            creator = load_creator(spec)
+            n = args.n_diffusion if creator.kind == "diffusion" else args.n
+            labels = balanced_labels(n, creator.num_classes) if creator.num_classes else None
+            drawn = creator.sample(n, condition=labels, seed=args.seed)
+            images, latents, seed, options = drawn.images, drawn.latents, drawn.seed, drawn.options
+            caps, name, conditional = set(creator.capabilities), creator.name, labels is not None
+        n = images.shape[0]
+        base = ev.evaluate(images)
+        save_grid(images[:64], args.grids / f"{Path(name.split()[0]).stem}_unedited.png")
+        for word in args.words:
+            target = target_for_word(word)
+            methods = candidates(caps, target.attribute) if caps else ["morpho"]
+            for method in methods:
+                t0 = time.perf_counter()
+                out, _, info = edit(
+                    creator,
+                    images,
+                    target,
+                    method,
+                    latents=latents,
+                    labels=labels,
+                    seed=seed,
+                    options=options,
+                )
+                seconds = time.perf_counter() - t0
+                m = measure_edit(images, out, target, classify, labels if conditional else None)
+                r = ev.evaluate(out)
+                save_grid(out[:64], args.grids / f"{Path(name.split()[0]).stem}_{word}_{method}.png")
+                rows.append(
+                    {
+                        "creator": name,
+                        "word": word,
+                        "method": method,
+                        "n": n,
+                        "measure": m,
+                        "fid": {
+                            "before": base.fid,
+                            "before_se": base.fid_se,
+                            "after": r.fid,
+                            "after_se": r.fid_se,
+                        },
+                        "floor": floor(n),
+                        "info": {k: v for k, v in info.items() if k != "method"},
+                        "seconds": seconds,
+                    }
+                )
+                print(m["summary"], f"[{name}, {method}, {seconds:.0f} s]", flush=True)
+
+    print(
+        f"\nreport split; LeNet features ({ev.identity}); seed {args.seed}; met = mean change within 25 % of the "
+        "request and conformance down <= 1 point\n"
+    )
+    print(
+        "| creator | word (target) | technique | n | attribute before -> after | change: asked / achieved (sd) | "
+        "conformance before -> after | FID before -> after (floor) | met |"
+    )
+    print("|---|---|---|---:|---|---|---|---|:-:|")
+    for r in rows:
+        m, f = r["measure"], r["fid"]
+        c = m.get("conformance", {})
+        print(
+            f"| {r['creator']} | {r['word']} ({m['target']}) | {r['method']} | {r['n']} | "
+            f"{m['before']['mean']:.3g} -> {m['after']['mean']:.3g} | "
+            f"{m['requested_change']['mean']:+.3g} / {m['achieved_change']['mean']:+.3g} "
+            f"({m['achieved_change']['sd']:.2g}) | "
+            f"{c.get('before', float('nan')) * 100:.1f} -> {c.get('after', float('nan')) * 100:.1f} % | "
+            f"{f['before']:.1f} -> {f['after']:.1f} ± {f['after_se']:.1f} ({r['floor'][0]:.1f}) | "
+            f"{'yes' if m['met'] else 'no'} |"
+        )
+    print(
+        f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    if args.json:
+        write_json(args.json, {"rows": rows, "feature_net": ev.identity, "seed": args.seed})
+
+
+if __name__ == "__main__":
+    main()
