@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from artdirector.agents import (
+    Action,
     Director,
     EvaluationAgent,
     GenerationAgent,
@@ -84,6 +85,23 @@ def report_split_warnings(
     return out
 
 
+def finish_actions(cfg: DictConfig) -> list[Action]:
+    """The finishing actions a run's settings ask for (``upscale=2|4``), in order; a bad value is a one-line
+    :class:`ConfigError` before anything runs."""
+    up = cfg.get("upscale")
+    if up is None:
+        return []
+    if isinstance(up, bool) or up not in (2, 4):
+        raise ConfigError(f"upscale must be 2 or 4 (or null: no upscaling), got {up!r}")
+    return [
+        Action(
+            "upscale",
+            {"factor": int(up)},
+            why=f"upscale={int(up)} asked for: x{int(up)} super-resolution through the shipped ESPCN",
+        )
+    ]
+
+
 def zoo_checkpoints() -> list[str]:
     return [str(p) for p in sorted(ZOO_DIR.glob("*.ckpt"))]
 
@@ -104,6 +122,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
             "decision.z": (at_least(0), "a number of standard errors >= 0"),
         },
     )
+    finish = finish_actions(cfg)
     device = resolve_device(cfg.device)
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
     log.info("request %r: %s", request.text, request.understood)
@@ -196,6 +215,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         floor_images=floor_images,
         replay=cfg.replay,
         replay_seed=cfg.seed + 1_000_003,
+        finish=finish,
         copy_check=(
             (
                 lambda images, feats, grid: copy_check(
@@ -261,6 +281,8 @@ def run_scene(cfg: DictConfig, request: Request):
             "scene.threshold": (lambda v: 0 < v < 1, "a detection score threshold in (0, 1)"),
         },
     )
+    # scene.upscale, or the run's upscale= when the scene's own is unset
+    upscale = sc.get("upscale") if sc.get("upscale") is not None else cfg.get("upscale")
     device = resolve_device(cfg.device)
     ckpts = (
         zoo_checkpoints()
@@ -286,8 +308,8 @@ def run_scene(cfg: DictConfig, request: Request):
         switch_after=sc.switch_after,
         move_after=sc.get("move_after", 2),
         seed=cfg.seed,
-        upscale=sc.get("upscale"),
-        upscaler=load_sr(map_location=device) if sc.get("upscale") else None,
+        upscale=upscale,
+        upscaler=load_sr(map_location=device) if upscale else None,
     )
     out = Path(cfg.paths.output_dir)
     result = director.run(request.prompt, output_dir=out)
@@ -316,13 +338,17 @@ def run_agent(cfg: DictConfig) -> Result:
             v["directed"]["fid"],
             v["directed"]["fid_se"],
         )
-    log.info("wrote %s (report.html, report.md, trace.json, grid.png, final/)", director.output_dir)
+    for check in result.finish:
+        (log.info if check["met"] else log.warning)("%s: %s", check["action"], check["summary"])
+    extra = f", grid_{result.finish_tag}.png, final_{result.finish_tag}/" if result.finish_tag else ""
+    log.info("wrote %s (report.html, report.md, trace.json, grid.png, final/%s)", director.output_dir, extra)
     return result
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="agent")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
+    finish_actions(cfg)  # a bad upscale= fails here, before anything loads
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
     if request.scene:  # a canvas with exactly the named objects: the scene director; 1.0 when it passes
         log.info("request %r: %s", request.text, request.understood)

@@ -5,6 +5,13 @@ and keeps a step only when its FID gain beats ``z`` bootstrap standard errors of
 result is the **held-out replay**: fresh latents that no decision saw, sent through the accepted chain of
 actions (with the models it accepted), measured against the **report** split beside the same fresh latents
 sampled raw. A rejected step leaves samples *and* model as they were.
+
+Some actions are asked for by the request rather than chosen to lower FID (``upscale``; ``style`` next):
+the **finishing stage** applies each of ``Director(finish=[...])`` once, in order, after the FID loop stops,
+keeps its output whatever its FID, and judges it by its own check
+(:meth:`~artdirector.agents.refinement.RefinementAgent.check`), stated plainly in the trace and the report
+when it fails. Finishing actions join the chain, so the held-out replay applies them too and states their
+check again on the report split.
 """
 
 from __future__ import annotations
@@ -36,6 +43,16 @@ class Link:
     model: Any = None
     model_path: str | None = None
     paired: bool = True
+    finishing: bool = False  # a finishing action (asked for by the request, judged by its own check)
+
+
+@dataclass
+class FinishStep(Step):
+    """A finishing step in the trace: kept (``accepted``) because the request asked for it; ``check`` is
+    what :meth:`RefinementAgent.check` returned (``met``, ``summary`` and its numbers)."""
+
+    check: dict[str, Any] = field(default_factory=dict)
+    finishing: bool = True
 
 
 @dataclass
@@ -50,6 +67,12 @@ class Result:
     chain: list[Link] = field(default_factory=list)
     floor: dict[str, Any] = field(default_factory=dict)
     verdict: dict[str, Any] = field(default_factory=dict)
+    # the finishing stage (None / [] without one): ``samples`` after every finishing action, their report
+    # (selection split), each action's check, and the tag of their outputs (``grid_<tag>.png``)
+    finished: Samples | None = None
+    finished_report: AgentReport | None = None
+    finish: list[dict[str, Any]] = field(default_factory=list)
+    finish_tag: str | None = None
 
 
 class Director:
@@ -63,6 +86,8 @@ class Director:
         replay: measure the held-out verdict (fresh latents, report split) at the end.
         copy_check: if given, the verdict also states the directed samples' copy rate against the train split
             (:func:`artdirector.evaluate.copy_check`).
+        finish: finishing actions the request asked for (``Action("upscale", {"factor": 4})``), applied once
+            each, in order, after the FID loop; judged by ``refinement.check``, not by FID gain.
     """
 
     def __init__(
@@ -84,8 +109,16 @@ class Director:
         tensorboard: bool = True,
         config: dict[str, Any] | None = None,
         copy_check: Any = None,
+        finish: list[Action] | None = None,
     ) -> None:
         self.gen, self.eval, self.refiner, self.policy = generation, evaluation, refinement, policy
+        self.finish = list(finish or [])
+        for action in self.finish:
+            if action.name not in refinement.FINISHING:
+                raise ValueError(
+                    f"{action.name!r} is not a finishing action; finishing actions: "
+                    f"{', '.join(refinement.FINISHING)}"
+                )
         self.output_dir = Path(output_dir)
         self.target_fid, self.max_steps, self.max_seconds, self.n = target_fid, max_steps, max_seconds, n
         self.z, self.target_over_floor = z, target_fid_over_floor
@@ -176,6 +209,7 @@ class Director:
                 break
             samples, report = self._act(decision, samples, report, memory, chain, start)
         log.info("stop: %s", stop_reason)
+        finished, finished_report, checks = self._finish(samples, report, memory, chain, start)
         verdict = self._verdict(request, base, chain, initial_model, initial_ckpt) if self.replay else {}
         result = Result(
             request,
@@ -188,6 +222,10 @@ class Director:
             chain,
             floor,
             verdict,
+            finished,
+            finished_report,
+            checks,
+            "_".join(self.refiner.output_tag(a) for a in self.finish) or None,
         )
         write_outputs(self, result, target, time.perf_counter() - start)
         return result
@@ -235,6 +273,55 @@ class Director:
         self._log_step(step.index, action.name, cand.samples, new_report, accepted)
         return (cand.samples, new_report) if accepted else (samples, report)
 
+    def _finish(self, samples: Samples, report: AgentReport, memory: Memory, chain: list[Link], start: float):
+        """Apply each finishing action once, in order, to the loop's final samples; evaluate (selection
+        split), check, record, keep. Returns (finished samples, their report, the checks); (None, None, [])
+        without finishing actions."""
+        if not self.finish:
+            return None, None, []
+        checks = []
+        for action in self.finish:
+            t0 = time.perf_counter()
+            params = self.refiner.params(action)
+            cand = self.refiner.refine(samples, action)
+            # no critic: a finishing action may change the image size the creator's critic reads
+            new_report = self.eval.evaluate(cand.samples, None, split="selection")
+            gain, se = self.eval.selection.fid_difference(report.features, new_report.features, cand.paired)
+            check = self.refiner.check(
+                action, samples, cand.samples, report, new_report, evaluator=self.eval.selection
+            )
+            checks.append(check)
+            decision = (
+                "finishing action asked for by the request: kept; "
+                if check["met"]
+                else "finishing action asked for by the request: kept, but its check FAILED; "
+            ) + check["summary"]
+            chain.append(Link(action.name, params, None, None, cand.paired, finishing=True))
+            seconds = time.perf_counter() - t0
+            step = memory.record(
+                FinishStep(
+                    len(memory.steps),
+                    action.name,
+                    params,
+                    report.metrics(),
+                    new_report.metrics(),
+                    True,
+                    seconds,
+                    action.why or f"{action.name}: asked for by the request (a finishing action)",
+                    gain,
+                    se,
+                    decision,
+                    time.perf_counter() - start,
+                    check=check,
+                )
+            )
+            (log.info if check["met"] else log.warning)(
+                "finish %d %s: %s (%.1fs)", step.index, action.name, check["summary"], seconds
+            )
+            self._log_step(step.index, action.name, cand.samples, new_report, True)
+            samples, report = cand.samples, new_report
+        return samples, report, checks
+
     def _verdict(
         self, request: Request, base, chain: list[Link], initial_model, initial_ckpt
     ) -> dict[str, Any]:
@@ -247,7 +334,7 @@ class Director:
             raw = self.gen.generate(request, self.n, base=base)
             raw_report = self._evaluate(raw, split="report")
             replay = raw
-            for link in chain:
+            for link in (link for link in chain if not link.finishing):
                 if link.model is not None:
                     self.gen.use_model(link.model, link.model_path)
                     what = f"{link.action} (replayed: its accepted model)"
@@ -259,6 +346,17 @@ class Director:
                 else:
                     replay = self.refiner.refine(replay, Action(link.action, dict(link.params))).samples
             directed = self._evaluate(replay, split="report")
+            before_finish, checks = replay, []
+            for link in (link for link in chain if link.finishing):  # each checked again, on the report split
+                action = Action(link.action, dict(link.params))
+                finished = self.refiner.refine(replay, action).samples
+                finished_report = self.eval.evaluate(finished, None, split="report")
+                checks.append(
+                    self.refiner.check(
+                        action, replay, finished, directed, finished_report, evaluator=self.eval.report
+                    )
+                )
+                replay, directed = finished, finished_report
             paired = all(link.paired for link in chain)
             gain, se = self.eval.report.fid_difference(raw_report.features, directed.features, paired)
         finally:
@@ -266,9 +364,12 @@ class Director:
         held_out = request.task != "refine"
         copying = None
         if self.copy_check is not None:
-            copying = self.copy_check(
-                replay.images, directed.features, self.output_dir / "verdict" / "copies.png"
-            )
+            images = replay.images
+            if images.shape[-2:] != before_finish.images.shape[-2:]:  # the pairs grid beside train images
+                from artdirector.models.superres import area_downsample
+
+                images = area_downsample(images, tuple(before_finish.images.shape[-2:]))
+            copying = self.copy_check(images, directed.features, self.output_dir / "verdict" / "copies.png")
             copying = {k: v for k, v in copying.items() if k != "closest"}
         return {
             "copy_rate": copying,
@@ -278,6 +379,7 @@ class Director:
             if held_out
             else "a refine request has only its input: the same images, measured on the report split",
             "chain": [link.action for link in chain],
+            "finish": checks,
             "raw": raw_report.metrics(),
             "directed": directed.metrics(),
             "gain": gain,

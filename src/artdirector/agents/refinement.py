@@ -30,6 +30,7 @@ REQUIRES: dict[str, frozenset[str]] = {
     "finetune": frozenset({"trainable"}),
     "guidance": frozenset({"guidance"}),
     "steps": frozenset({"steps"}),
+    "upscale": frozenset(),  # images in, images out: any creator
 }
 
 
@@ -46,10 +47,20 @@ class RefinementAgent:
         defaults: per-action default parameters (overridden by an action's own).
     """
 
-    ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune", "guidance", "steps")
+    ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune", "guidance", "steps", "upscale")
     # actions whose output sample i is input sample i refined (same latent, or same seed and label): their
     # FID difference is bootstrapped with shared indices
-    PAIRED = frozenset({"langevin", "dot", "truncation", "finetune", "guidance", "steps"})
+    PAIRED = frozenset({"langevin", "dot", "truncation", "finetune", "guidance", "steps", "upscale"})
+    # finishing actions: asked for by the request, applied once after the FID loop (Director(finish=...)),
+    # kept whatever their FID, and judged by their own check (``check_<name>``), not by FID gain. A new one
+    # (``style``) is a method ``style(samples, **params) -> Samples``, a ``check_style(...)`` with the
+    # signature of ``check_upscale``, its name here, in ACTIONS and in REQUIRES.
+    FINISHING = ("upscale",)
+    # the consistency check of ``upscale``: met when |FID difference| <= CONSISTENCY_Z x its paired bootstrap
+    # SE, or at most CONSISTENCY_TOLERANCE x the input's FID (a relative tolerance for when the paired SE is
+    # tiny)
+    CONSISTENCY_Z = 2.0
+    CONSISTENCY_TOLERANCE = 0.02
 
     def __init__(
         self,
@@ -89,6 +100,111 @@ class RefinementAgent:
         if isinstance(out, Candidate):
             return out
         return Candidate(out, paired=action.name in self.PAIRED)
+
+    def output_tag(self, action: Action) -> str:
+        """A short name for a finishing action's outputs (``grid_<tag>.png``): ``x4`` for ``upscale``."""
+        if action.name == "upscale":
+            return f"x{self.params(action).get('factor', 4)}"
+        return action.name
+
+    def check(
+        self,
+        action: Action,
+        before: Samples,
+        after: Samples,
+        before_report: Any,
+        after_report: Any,
+        evaluator: Any = None,
+    ) -> dict[str, Any]:
+        """The check of a finishing action: did ``after`` (the action applied to ``before``) do what the
+        request asked without spoiling the images? Dispatched to ``check_<action name>``; ``before_report``
+        and ``after_report`` are their :class:`~artdirector.agents.evaluation.AgentReport` on one split and
+        ``evaluator`` the :class:`~artdirector.evaluation.Evaluator` of that split. Returns a JSON-ready dict
+        with at least ``met`` (bool) and ``summary`` (one sentence with the numbers), plus the numbers."""
+        fn = getattr(self, f"check_{action.name}", None)
+        if action.name not in self.FINISHING or fn is None:
+            raise ValueError(
+                f"{action.name!r} is not a finishing action; finishing actions: {', '.join(self.FINISHING)}"
+            )
+        out = fn(before, after, before_report, after_report, evaluator, **self.params(action))
+        if not isinstance(out.get("met"), bool) or not isinstance(out.get("summary"), str):
+            raise TypeError(f"check_{action.name} must return a dict with 'met' (bool) and 'summary' (str)")
+        return {"action": action.name, "params": self.params(action), **out}
+
+    # ---- finishing: super-resolution -----------------------------------------------------------------
+    def upscale(self, samples: Samples, factor: int = 4) -> Samples:
+        """x2 or x4 super-resolution through the shipped ESPCN (``artdirector/weights/sr_x4.pt``; x2 is its x4
+        output area-averaged 2x2: :func:`artdirector.models.superres.upscale`). Images stay in [-1, 1] and in
+        order (paired with the input); latents, labels, seed and options are kept, so the replay can redo it."""
+        from artdirector.models.superres import check_factor, upscale
+
+        factor = check_factor(factor)
+        images = upscale(samples.images, factor)
+        return samples.derived(images, samples.latents, f"upscale(x{factor}, ESPCN sr_x4)")
+
+    def check_upscale(
+        self,
+        before: Samples,
+        after: Samples,
+        before_report: Any,
+        after_report: Any,
+        evaluator: Any,
+        factor: int = 4,
+        **_: Any,
+    ) -> dict[str, Any]:
+        """Consistency: the evaluator reads the upscaled images through an area-downsampled copy; their FID
+        must agree with the input's at the same n, within ``CONSISTENCY_Z`` paired bootstrap SEs of the
+        difference (shared resampling indices: image i is input i upscaled) or ``CONSISTENCY_TOLERANCE`` x the
+        input's FID, whichever is larger. Also the mean per-image PSNR of area-downsample(upscaled) against
+        the input (``data_range=2``): how nearly the upscaling keeps what was there."""
+        from torchmetrics.functional.image import peak_signal_noise_ratio
+
+        from artdirector.models.superres import area_downsample
+
+        if evaluator is None:
+            raise ValueError("the upscale check needs the evaluator of the split it is measured on")
+        diff, se = evaluator.fid_difference(before_report.features, after_report.features, paired=True)
+        diff = -diff  # FID(upscaled) - FID(input)
+        z_tol = self.CONSISTENCY_Z * se if math.isfinite(se) else 0.0  # no bootstrap: the tolerance alone
+        tol = max(z_tol, self.CONSISTENCY_TOLERANCE * before_report.fid)
+        met = bool(abs(diff) <= tol)
+        down = area_downsample(after.images, tuple(before.images.shape[-2:]))
+        psnr = peak_signal_noise_ratio(
+            down.float(), before.images.float(), data_range=2.0, dim=(1, 2, 3), reduction="none"
+        )
+        psnr = psnr[torch.isfinite(psnr)]  # an identical image has infinite PSNR
+        psnr_mean = float(psnr.mean()) if len(psnr) else None  # every image identical
+        size = list(after.images.shape[-2:])
+        summary = (
+            f"consistency {'met' if met else 'NOT met'}: {before_report.split} FID of the x{factor} images "
+            f"({size[0]}x{size[1]}, read area-downsampled) {after_report.fid:.3f} vs {before_report.fid:.3f} for "
+            f"the input at n={len(before)}, difference {diff:+.3f} ± {se:.3f} (paired bootstrap SE; "
+            f"{abs(diff) / se if se > 0 else math.inf:.1f} SE); {'within' if met else 'beyond'} "
+            f"max({self.CONSISTENCY_Z:g} SE, {100 * self.CONSISTENCY_TOLERANCE:g} % of the input FID) = "
+            f"{tol:.3f}; PSNR of the downsampled "
+            f"x{factor} images against the input "
+            + ("inf (identical)" if psnr_mean is None else f"{psnr_mean:.2f} dB")
+        )
+        return {
+            "met": met,
+            "summary": summary,
+            "split": before_report.split,
+            "factor": int(factor),
+            "size": size,
+            "net": "ESPCN x4 (artdirector/weights/sr_x4.pt)"
+            + (", then 2x2 area average" if factor == 2 else ""),
+            "fid_input": before_report.fid,
+            "fid_upscaled": after_report.fid,
+            "fid_difference": diff,
+            "fid_difference_se": se,
+            "tolerance": tol,
+            "z": self.CONSISTENCY_Z,
+            "relative_tolerance": self.CONSISTENCY_TOLERANCE,
+            "psnr_downsampled_vs_input": psnr_mean,
+            "n": len(before),
+        }
+
+    # (a ``style`` finishing action goes here: ``style(samples, **params)`` and ``check_style(...)``)
 
     # ---- discriminator rejection sampling --------------------------------------------------------
     def calibrated_logits(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -54,7 +54,13 @@ def build_trace(d: Director, result: Result, target: float, seconds: float) -> d
         "floor": result.floor,
         "steps": result.memory.to_list(),
         "chain": [
-            {"action": link.action, "params": link.params, "model": link.model_path} for link in result.chain
+            {
+                "action": link.action,
+                "params": link.params,
+                "model": link.model_path,
+                "finishing": link.finishing,
+            }
+            for link in result.chain
         ],
         "stop": {"reason": result.stop_reason, "target_met": result.target_met},
         "final": {
@@ -64,6 +70,17 @@ def build_trace(d: Director, result: Result, target: float, seconds: float) -> d
             "model": str(d.gen.ckpt),
             "class_counts": result.report.class_counts(),
         },
+        "finish": {
+            "actions": [{"action": c["action"], "params": c["params"]} for c in result.finish],
+            "checks": result.finish,
+            "met": all(c["met"] for c in result.finish),
+            "outputs": {"grid": f"grid_{result.finish_tag}.png", "images": f"final_{result.finish_tag}/"},
+            "metrics": result.finished_report.metrics(),
+            "history": result.finished.history,
+            "size": list(result.finished.images.shape[-2:]),
+        }
+        if result.finished is not None
+        else None,
         "verdict": verdict,
         "seconds": round(seconds, 3),
         "config": d.config,
@@ -81,6 +98,14 @@ def write_outputs(d: Director, result: Result, target: float, seconds: float) ->
     if result.samples.labels is not None:
         atomic_write(final / "labels.pt", lambda p: torch.save(result.samples.labels.clone(), p))
     save_grid(result.samples.images[:64], out / "grid.png")
+    if result.finished is not None:  # what the finishing actions made (e.g. x4 images), beside the final ones
+        tag = result.finish_tag
+        for i, img in enumerate(result.finished.images):
+            save_grid(img.unsqueeze(0), out / f"final_{tag}" / f"{i:04d}.png", nrow=1)
+        atomic_write(
+            out / f"final_{tag}" / "images.pt", lambda p: torch.save(result.finished.images.clone(), p)
+        )
+        save_grid(result.finished.images[:64], out / f"grid_{tag}.png")
     for name, images in result.verdict.get("images", {}).items():
         save_grid(images, out / "verdict" / f"{name}.png")
     trace = build_trace(d, result, target, seconds)
@@ -131,6 +156,23 @@ def _verdict_line(trace: dict[str, Any]) -> str:
     return line
 
 
+def _finish_lines(trace: dict[str, Any]) -> list[str]:
+    """One line per finishing action: its check on the selection split and, replayed, on the report split."""
+    f = trace.get("finish")
+    if not f:
+        return []
+    held = {c["action"]: c for c in (trace.get("verdict") or {}).get("finish") or []}
+    lines = []
+    for c in f["checks"]:
+        line = f"`{c['action']}` {c['params']}: selection split, {c['summary']}"
+        if (h := held.get(c["action"])) is not None:
+            line += f". Held-out replay, report split, {h['summary']}"
+        if not c["met"] or (h is not None and not h["met"]):
+            line = "**CHECK FAILED (output kept as asked):** " + line
+        lines.append(line)
+    return lines
+
+
 def _candidate_rows(trace: dict[str, Any]) -> list[list[str]]:
     """The routing table: each candidate creator, its evidence, and whether (and why not) it was eligible."""
     rows = []
@@ -165,6 +207,12 @@ def _data_line(trace: dict[str, Any]) -> str:
     return line
 
 
+def _kept(s: dict[str, Any]) -> str:
+    if s.get("finishing"):
+        return "finish: check " + ("met" if s["check"]["met"] else "NOT met")
+    return "yes" if s["accepted"] else "no"
+
+
 def render_markdown(trace: dict[str, Any]) -> str:
     """A Markdown page: the request, the decision rule, the floor, the verdict, each step's metrics and grid."""
     ref = trace["evaluator"]["reference"]
@@ -182,6 +230,7 @@ def render_markdown(trace: dict[str, Any]) -> str:
         f"**Floor:** {_floor_line(trace)}  ",
         f"**Stopped:** {trace['stop']['reason']}  ",
         f"**Held-out verdict:** {_verdict_line(trace)}  ",
+        *(f"**Finishing:** {line}  " for line in _finish_lines(trace)),
         f"**Data:** {_data_line(trace)}",
         "",
         *(
@@ -200,6 +249,17 @@ def render_markdown(trace: dict[str, Any]) -> str:
         "",
         "![final](grid.png)",
         "",
+        *(
+            [
+                f"Finished ({' -> '.join(a['action'] for a in trace['finish']['actions'])}, "
+                f"{'x'.join(map(str, trace['finish']['size']))} px; `{trace['finish']['outputs']['images']}`):",
+                "",
+                f"![finished]({trace['finish']['outputs']['grid']})",
+                "",
+            ]
+            if trace.get("finish")
+            else []
+        ),
         "## Steps (selection split)",
         "",
         "| step | action | FID before | FID after | gain ± SE | KID after | precision | recall | kept | s |",
@@ -210,7 +270,7 @@ def render_markdown(trace: dict[str, Any]) -> str:
         gain = f"{s['gain']:+.2f} ± {s['gain_se']:.2f}" if s["index"] else "-"
         lines.append(
             f"| {s['index']} | {s['action']} | {_pm(s['metrics_before'])} | {_pm(a)} | {gain} | "
-            f"{a['kid']:.4f} | {a['precision']:.3f} | {a['recall']:.3f} | {'yes' if s['accepted'] else 'no'} | "
+            f"{a['kid']:.4f} | {a['precision']:.3f} | {a['recall']:.3f} | {_kept(s)} | "
             f"{s['seconds']:.1f} |"
         )
     lines += ["", "## Step by step", ""]
@@ -323,6 +383,9 @@ def render_html(trace: dict[str, Any], out) -> str:
         a = s["metrics_after"]
         gain = f"{s['gain']:+.2f} ± {s['gain_se']:.2f}" if s["index"] else "-"
         kept = '<span class="yes">kept</span>' if s["accepted"] else '<span class="no">rejected</span>'
+        if s.get("finishing"):
+            met = s["check"]["met"]
+            kept = f'<span class="{"yes" if met else "no"}">{e(_kept(s))}</span>'
         rows.append(
             f"<tr><td>{s['index']}</td><td>{e(s['action'])}</td><td>{_pm(s['metrics_before'])}</td>"
             f"<td>{_pm(a)}</td><td>{gain}</td><td>{a['kid']:.4f} ± {a['kid_std']:.4f}</td>"
@@ -361,11 +424,15 @@ def render_html(trace: dict[str, Any], out) -> str:
         f"<dt>Decision rule</dt><dd>{e(trace['decision_rule'])}</dd>",
         f"<dt>Floor</dt><dd>{e(_floor_line(trace))}</dd>",
         f"<dt>Stopped</dt><dd>{e(trace['stop']['reason'])}</dd>",
-        f"<dt>Held-out verdict</dt><dd><strong>{e(_verdict_line(trace))}</strong></dd></dl>",
+        f"<dt>Held-out verdict</dt><dd><strong>{e(_verdict_line(trace))}</strong></dd>",
+        *(f"<dt>Finishing</dt><dd>{e(line.replace('**', ''))}</dd>" for line in _finish_lines(trace)),
+        "</dl>",
         "<h2>Images</h2>",
         _img(out / "steps" / "00_generate.png", "before: the first generated batch"),
         _img(out / "grid.png", "after: the final (selected) batch"),
     ]
+    if trace.get("finish"):
+        parts.append(_img(out / trace["finish"]["outputs"]["grid"], "finished: after the finishing actions"))
     if v:
         parts += [
             _img(out / "verdict" / "raw.png", "held-out replay: raw samples"),

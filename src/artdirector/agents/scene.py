@@ -245,22 +245,21 @@ class SceneDirector:
 
     @torch.no_grad()
     def _upscale(self, prompt: Prompt, plan_: Plan, canvas: torch.Tensor, verdict: Verdict):
-        """The canvas through the x4 super-resolution net (x2: then halved with antialiasing), and the check
-        that it still says the same: the upscaled canvas, downsampled back, gets the same verdict."""
-        import torch.nn.functional as F
+        """The canvas through the x4 super-resolution net (x2: then 2x2 area averaging;
+        :func:`artdirector.models.superres.upscale`, as the batch Director's ``upscale``), and the check that
+        it still says the same: the upscaled canvas, area-downsampled back, gets the same verdict."""
+        from artdirector.models.superres import area_downsample, upscale
 
         if self.upscaler is None:
             raise ValueError("scene.upscale needs a super-resolution net (upscaler=load_sr())")
-        dev = next(self.upscaler.parameters()).device
-        big = self.upscaler(canvas[None].to(dev)).cpu()
-        if self.upscale == 2:
-            big = F.interpolate(big, scale_factor=0.5, mode="bicubic", antialias=True).clamp(-1, 1)
-        back = F.interpolate(big, size=canvas.shape[-2:], mode="bicubic", antialias=True).clamp(-1, 1)[0]
+        big = upscale(canvas[None], self.upscale, self.upscaler)
+        back = area_downsample(big, tuple(canvas.shape[-2:]))[0]
         again = verify(prompt, plan_, back, self.detector, self.threshold)
         check = {
             "scale": self.upscale,
             "size": list(big.shape[-2:]),
-            "net": "ESPCN x4 (artdirector/weights/sr_x4.pt)" + (", then halved" if self.upscale == 2 else ""),
+            "net": "ESPCN x4 (artdirector/weights/sr_x4.pt)"
+            + (", then 2x2 area average" if self.upscale == 2 else ""),
             "verdict_downsampled": again.passed,
             "consistent": again.passed == verdict.passed,
             "max_abs_difference": round(float((back - canvas).abs().max()), 4),

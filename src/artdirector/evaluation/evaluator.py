@@ -105,7 +105,9 @@ class Evaluator:
     """FID, KID, precision/recall and per-sample scores of generated images against reference features.
 
     Args:
-        feature_net: an ``nn.Module`` with ``num_features`` (``InceptionFeatures``, ``LeNetFeatures``).
+        feature_net: an ``nn.Module`` with ``num_features`` (``InceptionFeatures``, ``LeNetFeatures``). Images of
+            any size it reads: Inception resizes to 299 px; the LeNet reads 28 px images, and square multiples
+            of 28 (super-resolved samples) through an area-downsampled 28 px copy.
         name: short name used in file names and logs (``inception``, ``lenet``).
         classifier: optional module for per-sample confidence; if ``feature_net`` has
             ``logits_from_features`` that is used instead (no second pass).

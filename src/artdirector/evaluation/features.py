@@ -70,6 +70,17 @@ def check_images(
         )
 
 
+def to_lenet_size(x: torch.Tensor, size: int = 28) -> torch.Tensor:
+    """A float batch of square images with a side that is an integer multiple (> 1) of ``size`` -> its area
+    average to ``size`` x ``size``; anything else is returned unchanged (for :func:`check_images` to judge)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        return x
+    h, w = x.shape[-2:]
+    if h == w and h > size and h % size == 0:
+        return F.avg_pool2d(x, h // size)
+    return x
+
+
 class InceptionFeatures(nn.Module):
     """The standard FID Inception-v3 (pytorch-fid / StyleGAN3 weights), 2048-d pool3 features.
 
@@ -133,7 +144,14 @@ class LeNetFeatures(nn.Module):
 
     ``weights`` names a shipped file (``mnist``, ``fashion_mnist``: ``artdirector/weights/lenet_<name>.pt``)
     or is a path to a ``feature_net.pt`` written by ``model=classifier``.
+
+    It reads 28x28 grey images. Larger square images whose side is an integer multiple of 28 (56, 84, 112,
+    ...: super-resolved samples) are read through an area-downsampled 28x28 copy (each pixel the mean of a
+    k x k block, ``F.avg_pool2d``), so their features, FID and class logits are those of that copy and cost
+    what 28x28 images cost. Any other shape is a one-line :class:`InputError`.
     """
+
+    input_size = 28
 
     def __init__(self, weights: str | Path = "mnist") -> None:
         super().__init__()
@@ -166,7 +184,14 @@ class LeNetFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, channels=(1,), size=28, reader="the LeNet feature network (evaluator=fid_lenet)")
+        x = to_lenet_size(x, self.input_size)
+        check_images(
+            x,
+            channels=(1,),
+            size=self.input_size,
+            reader="the LeNet feature network (evaluator=fid_lenet; or a square multiple of 28, read "
+            "area-downsampled)",
+        )
         return self.net.features(x.float())
 
     @torch.no_grad()

@@ -6,6 +6,9 @@ factor, ``F.interpolate(hr, scale_factor=1/r, mode="bicubic", antialias=True)`` 
 SR literature): 28 -> 7 at x4, 28 -> 14 at x2. The net learns 7 -> 28 (or 14 -> 28) and is then applied to
 28 px images to make 112 (56) px ones.
 
+:func:`upscale` is what both directors use: x4 is the shipped x4 net; x2 is the same net followed by 2x2 area
+averaging (no x2 net is trained; ``scripts/bench_sr.py --factor 2`` measures that choice against bicubic).
+
 Validation (selection split) and test (report split) log PSNR and SSIM (torchmetrics; images in [-1, 1], so
 ``data_range=2``; PSNR is the mean of per-image PSNRs, as SR papers report it) of the net and of bicubic
 upsampling of the same inputs, so the gain is measured on the same images.
@@ -35,6 +38,52 @@ def degrade(hr: torch.Tensor, scale: int) -> torch.Tensor:
 
 def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+FACTORS = (2, 4)
+
+
+def check_factor(factor: Any) -> int:
+    """``factor`` as an int if it is 2 or 4; otherwise a one-line ``ValueError`` saying what is allowed."""
+    if isinstance(factor, bool) or factor not in FACTORS:
+        raise ValueError(f"upscale factor must be 2 or 4, got {factor!r}")
+    return int(factor)
+
+
+def area_downsample(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Images (..., H, W) -> (..., h, w) = ``size`` by area averaging (each output pixel the mean of a
+    (H/h) x (W/w) block), when H and W are integer multiples of h and w; at ``size`` already: unchanged."""
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    big_h, big_w = images.shape[-2:]
+    if big_h % h or big_w % w:
+        raise ValueError(
+            f"area downsampling to {h}x{w} needs a size that is a multiple of it, got {big_h}x{big_w}"
+        )
+    if (big_h, big_w) == (h, w):
+        return images
+    return F.avg_pool2d(images, (big_h // h, big_w // w))
+
+
+@torch.no_grad()
+def upscale(
+    images: torch.Tensor, factor: int = 4, net: torch.nn.Module | None = None, batch: int = 256
+) -> torch.Tensor:
+    """Images (N, C, H, W) in [-1, 1] -> (N, C, factor H, factor W) in [-1, 1], on the CPU.
+
+    ``net``: an upsampling net (:func:`load_sr`; None: the shipped x4 ESPCN). x4 is the net; x2 is the x4 net
+    followed by 2x2 area averaging (a net of scale r serves every factor that divides r). Deterministic."""
+    factor = check_factor(factor)
+    net = shipped_sr() if net is None else net
+    scale = int(getattr(net, "scale", 4))
+    if scale % factor:
+        raise ValueError(f"a x{scale} super-resolution net cannot make x{factor} images")
+    device = next(net.parameters()).device
+    out = torch.cat(
+        [net(images[i : i + batch].to(device)).float().cpu() for i in range(0, len(images), batch)]
+    )
+    if scale != factor:
+        out = F.avg_pool2d(out, scale // factor)
+    return out.clamp(-1, 1)
 
 
 class SRModule(L.LightningModule):
@@ -170,3 +219,14 @@ def load_sr(path: str | Path | None = None, map_location: str | torch.device = "
             f"{path} could not be read as super-resolution weights ({type(err).__name__})"
         ) from err
     return net.to(map_location).eval()
+
+
+_SHIPPED_NET: torch.nn.Module | None = None
+
+
+def shipped_sr() -> torch.nn.Module:
+    """The shipped x4 net on the CPU, loaded once per process (frozen, eval mode)."""
+    global _SHIPPED_NET
+    if _SHIPPED_NET is None:
+        _SHIPPED_NET = load_sr().requires_grad_(False)
+    return _SHIPPED_NET
