@@ -3,7 +3,7 @@
     python scripts/bench_style.py                                   # the zoo's GANs and real test digits
     python scripts/bench_style.py --creators real src/artdirector/zoo/cdcgan.ckpt <ddpm>.ckpt --n 500
 
-For each creator (``real``: the report split's own digits, the reference for the pixel edit; or a checkpoint:
+For each creator (``real``: digits of the train split, the reference for the pixel edit; or a checkpoint:
 ``--n`` samples of seed ``--seed``, classes 0-9 in turn for a conditional creator), each target (prompt words:
 thick, thin, slanted, upright, small, large; ``artdirector.editing.style.WORDS``) and each technique that can
 serve it (``latent``: InterFaceGAN for a GAN; ``guidance``: attribute guidance for a diffusion model, calibrated
@@ -66,14 +66,15 @@ def main() -> None:
     def classify(images: torch.Tensor) -> torch.Tensor:
         return torch.cat([lenet.logits_from_features(lenet(b)).argmax(1) for b in images.split(500)])
 
-    real_x, real_y = labelled_images(dm, "report")
+    train_x, train_y = labelled_images(dm, "train", 4 * args.n)
     rows = []
     for spec in args.creators:
         if spec == "real":
+            # train-split digits: images of neither reference split (the FID's reference is the report split)
             g = torch.Generator().manual_seed(args.seed)
-            pick = torch.randperm(len(real_y), generator=g)[: args.n]
-            images, labels, creator, latents, seed, options = real_x[pick], real_y[pick], None, None, None, {}
-            caps, name, conditional = set(), "real (report split)", True
+            pick = torch.randperm(len(train_y), generator=g)[: args.n]
+            images, labels, creator, latents, seed, options = train_x[pick], train_y[pick], None, None, None, {}
+            caps, name, conditional = set(), "real (train split)", True
         else:
             creator = load_creator(spec)
             n = args.n_diffusion if creator.kind == "diffusion" else args.n

@@ -85,21 +85,71 @@ def report_split_warnings(
     return out
 
 
-def finish_actions(cfg: DictConfig) -> list[Action]:
-    """The finishing actions a run's settings ask for (``upscale=2|4``), in order; a bad value is a one-line
-    :class:`ConfigError` before anything runs."""
+def finish_actions(cfg: DictConfig, request: Request | None = None) -> list[Action]:
+    """The finishing actions a run asks for, in order: style edits (``style={thickness: '+50%'}``, then the
+    prompt's style words: "thick sevens"), then upscaling (``upscale=2|4``, or x4 for "sharp"). A bad value
+    or two words pulling one attribute both ways is a one-line error before anything runs."""
+    from artdirector.editing.style import WORDS, StyleError, StyleTarget, targets_from_config
+
+    out: list[Action] = []
+    spec = cfg.get("style")
+    targets = targets_from_config(OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec)
+    said: dict[str, str] = {}
+    for word in request.style_words if request is not None else []:
+        attribute, amount = WORDS[word]
+        if attribute in said and said[attribute] != amount:
+            raise StyleError(
+                f"the request asks for {attribute} both ways ({said[attribute]} and {word!r}): say one of them"
+            )
+        if attribute not in said and all(t.attribute != attribute for t in targets):
+            targets.append(StyleTarget.parse(attribute, amount))
+        said[attribute] = amount
+    method = cfg.get("style_method", "auto")
+    for t in targets:
+        amount = (
+            f"{t.amount * 100:+g}%"
+            if t.kind == "relative"
+            else (f"={t.amount:g}" if t.kind == "value" else f"{t.amount:+g}")
+        )
+        out.append(
+            Action(
+                "style",
+                {"attribute": t.attribute, "amount": amount, "method": method},
+                why=f"style asked for: {t.describe()}",
+            )
+        )
     up = cfg.get("upscale")
+    if up is None and request is not None and request.sharp:
+        up = 4
     if up is None:
-        return []
+        return out
     if isinstance(up, bool) or up not in (2, 4):
         raise ConfigError(f"upscale must be 2 or 4 (or null: no upscaling), got {up!r}")
     return [
+        *out,
         Action(
             "upscale",
             {"factor": int(up)},
             why=f"upscale={int(up)} asked for: x{int(up)} super-resolution through the shipped ESPCN",
-        )
+        ),
     ]
+
+
+def class_predictor(evaluator, device):
+    """images -> the class the evaluator's classifier predicts (its LeNet's head), or None without one."""
+    net = evaluator.feature_net
+    if hasattr(net, "logits_from_features"):
+        head = net.logits_from_features
+    elif evaluator.classifier is not None:
+        return lambda x: evaluator._classify(x.to(device)).argmax(1).cpu()
+    else:
+        return None
+
+    @torch.no_grad()
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(net(b.to(device))).argmax(1).cpu() for b in x.split(500)])
+
+    return predict
 
 
 def zoo_checkpoints() -> list[str]:
@@ -122,9 +172,9 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
             "decision.z": (at_least(0), "a number of standard errors >= 0"),
         },
     )
-    finish = finish_actions(cfg)
     device = resolve_device(cfg.device)
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
+    finish = finish_actions(cfg, request)
     log.info("request %r: %s", request.text, request.understood)
     if cfg.ckpt is None:  # straight after install: every creator the package ships, routed by its card
         ckpts = zoo_checkpoints()
@@ -145,6 +195,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         quality_bar=cfg.get("quality_bar"),
         min_conformance=cfg.get("min_conformance", 0.0),
         dataset=cfg.data.get("dataset"),
+        strength=cfg.get("strength", 0.5),
     )
     log.info("creator: %s", generation.why)
     datamodule = instantiate(cfg.data)
@@ -197,6 +248,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         datamodule=datamodule,
         output_dir=output_dir,
         defaults=OmegaConf.to_container(cfg.refinement, resolve=True),
+        classify=class_predictor(selection, device),
     )
     policy = instantiate(cfg.policy)
     base = load_input(cfg.input, generation) if cfg.get("input") else None
@@ -348,8 +400,8 @@ def run_agent(cfg: DictConfig) -> Result:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="agent")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
-    finish_actions(cfg)  # a bad upscale= fails here, before anything loads
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
+    finish_actions(cfg, request)  # a bad upscale= or style= fails here, before anything loads
     if request.scene:  # a canvas with exactly the named objects: the scene director; 1.0 when it passes
         log.info("request %r: %s", request.text, request.understood)
         return float(run_scene(cfg, request).passed)

@@ -37,6 +37,7 @@ class GenerationAgent:
         selection: the routing objective, ``quality`` (lowest FID) or ``fastest`` (above ``quality_bar``).
         max_seconds_per_image, min_conformance: constraints on the candidates (see routing).
         dataset: only creators trained on it (their card says) are candidates; None: no such filter.
+        strength: image-to-image with a diffusion creator (SDEdit): how far an input is noised, in [0, 1].
     """
 
     def __init__(
@@ -51,7 +52,13 @@ class GenerationAgent:
         quality_bar: float | None = None,
         min_conformance: float = 0.0,
         dataset: str | None = None,
+        strength: float = 0.5,
     ) -> None:
+        if not 0.0 <= float(strength) <= 1.0:
+            raise RequestError(
+                f"img2img strength must be in [0, 1] (0 keeps the input, 1 ignores it), got {strength}"
+            )
+        self.strength = float(strength)
         paths = [Path(p).expanduser() for p in ([ckpts] if isinstance(ckpts, str | Path) else ckpts)]
         if not paths:
             raise RequestError("no checkpoint given: pass ckpt=<path to a .ckpt from scripts/train.py>")
@@ -163,10 +170,14 @@ class GenerationAgent:
         )
 
     def resample(self, samples: Samples, action: str, **options: Any) -> Samples:
-        """The same seed and labels drawn again with other sampling options (guidance scale, steps)."""
+        """The same seed and labels drawn again with other sampling options (guidance scale, steps); for
+        image-to-image samples, the same edit of the same input."""
         if samples.seed is None:
             raise RequestError(f"{action} re-samples a seed; these samples have none (a diffusion creator's)")
         opts = {**samples.options, **options}
+        if samples.source is not None:
+            images = self.sdedit(samples.source, samples.labels, samples.seed, **opts)
+            return samples.derived(images, None, action, options=opts)
         d = self.creator.sample(len(samples), samples.labels, seed=samples.seed, **opts)
         return samples.derived(d.images, None, action, options=d.options)
 
@@ -188,6 +199,8 @@ class GenerationAgent:
             )
         if request.task == "refine":
             return base
+        if not self.can("latent") and self.can("guidance"):  # a diffusion creator: SDEdit of the input
+            return self.img2img(base, n)
         if base.latents is None or not self.can("latent"):
             raise RequestError(
                 f"variations move latents; {self.creator.name} ({self.creator.kind}) has none: ask for new "
@@ -197,6 +210,44 @@ class GenerationAgent:
         z = base.latents[idx] + spread * torch.randn(n, self.latent_dim, generator=self.generator)
         labels = None if base.labels is None else base.labels[idx]
         return self.from_latents(z, [*base.history, f"variations(spread={spread})"], labels=labels)
+
+    def sdedit(
+        self, source: torch.Tensor, labels: torch.Tensor | None, seed: int, **options: Any
+    ) -> torch.Tensor:
+        opts = {k: options[k] for k in ("sampler", "steps", "guidance") if k in options}
+        return self.model.sdedit(
+            source.to(self.device),
+            labels,
+            strength=float(options.get("strength", self.strength)),
+            seed=seed,
+            **opts,
+        ).cpu()
+
+    def img2img(self, base: Samples, n: int) -> Samples:
+        """SDEdit (Meng et al. 2022) of ``base``'s images, each ``n // len(base)`` times or more (images in
+        turn, a seed per call): noised to ``strength`` and denoised under the requested class (translation,
+        "make this 3 look like an 8"), else under the input's own labels, else unconditionally."""
+        idx = torch.arange(n) % len(base)
+        source = base.images[idx]
+        if self.classes and self.creator.num_classes:
+            labels = self.labels(n)
+        elif base.labels is not None:
+            labels = base.labels[idx]
+        else:
+            labels = None
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=self.generator))
+        options = {**self.model.defaults, "strength": self.strength}
+        images = self.sdedit(source, labels, seed, **options)
+        return Samples(
+            images=images,
+            latents=None,
+            model=str(self.ckpt),
+            labels=labels,
+            history=[*base.history, f"sdedit(strength={self.strength:g})"],
+            seed=seed,
+            options=options,
+            source=source,
+        )
 
     def invert(
         self, images: torch.Tensor, steps: int = 300, lr: float = 0.05, restarts: int = 4, prior: float = 1e-3
@@ -277,17 +328,39 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
     """What a ``variations`` or ``refine`` request starts from.
 
     - an earlier agent run's directory (its ``final/latents.pt`` and ``final/images.pt``);
-    - a ``.pt`` tensor: latents (N, latent_dim) or images (N, C, H, W) of the creator's shape in [-1, 1]
-      (inverted to latents);
-    - a ``.png``: one image of the creator's size (converted to grey or RGB as it makes, inverted to a latent).
+    - a ``.pt`` tensor: latents (N, latent_dim), or images (N, C, H, W), (C, H, W) or (H, W) of any size;
+    - an image file (``.png``, ``.jpg``, ...) of any size and mode, or a directory of them.
 
-    Anything else, or a file that cannot be used as it is, is an :class:`InputError` saying why.
+    Images are converted to the creator's shape with a note for each conversion
+    (:func:`artdirector.editing.inputs.read_images`; the notes go into the samples' history and the trace);
+    a GAN inverts them to latents, a diffusion creator takes them as they are (image-to-image, SDEdit).
+    Anything else, or a file that cannot be used, is an :class:`InputError` saying why.
     """
+    from artdirector.editing.inputs import read_images
+
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"input not found: {path}")
     shape = tuple(getattr(agent.model, "image_shape", (1, 28, 28)))
-    c, h, w = shape
+    if not agent.can("latent"):  # image-to-image: the images themselves
+        images, notes = read_images(path, shape)
+        labels = None
+        if path.is_dir() and (path / "final" / "labels.pt").is_file() and agent.creator.num_classes:
+            t = _load_tensor(path / "final" / "labels.pt")
+            if isinstance(t, torch.Tensor) and t.shape == (images.shape[0],):
+                labels = t.long().clamp(0, agent.creator.num_classes - 1)
+        return Samples(
+            images=images,
+            latents=None,
+            model=str(agent.ckpt),
+            labels=labels,
+            history=[f"loaded {path}", *notes],
+        )
+    if path.is_dir() and not (path / "final").is_dir():  # a directory of image files
+        images, notes = read_images(path, shape)
+        inverted = agent.invert(images, steps=invert_steps)
+        inverted.history = [f"loaded {path}", *notes, *inverted.history]
+        return inverted
     if path.is_dir():
         final = path / "final"
         if not (final / "latents.pt").is_file():
@@ -324,28 +397,13 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
             if not torch.isfinite(t).all():
                 raise InputError(f"latents in {path} hold NaN or infinite values")
             return agent.from_latents(t.float(), [f"latents from {path.name}"])
-        if isinstance(t, torch.Tensor) and t.ndim == 4:
-            return agent.invert(check_input_images(t, path, shape), steps=invert_steps)
-        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise InputError(
-            f"input {path} holds {got}; expected latents (N, {agent.latent_dim}) or images (N, {c}, {h}, {w})"
-        )
-    if path.suffix.lower() == ".png":
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as im:
-                conv = im.convert("L" if c == 1 else "RGB")
-                img = torch.frombuffer(bytearray(conv.tobytes()), dtype=torch.uint8)
-                img = img.view(conv.height, conv.width, c).permute(2, 0, 1)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
+        if not (isinstance(t, torch.Tensor) and t.ndim in (3, 4)):  # 3-D/4-D: images of any size, below
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
             raise InputError(
-                f"input image {path} could not be decoded as a PNG; is it a valid image file?"
-            ) from err
-        if img.shape[-2:] != (h, w):
-            raise InputError(
-                f"input image {path} is {img.shape[-1]}x{img.shape[-2]}; the model makes {w}x{h} "
-                f"{'grayscale' if c == 1 else 'RGB'} images"
+                f"input {path} holds {got}; expected latents (N, {agent.latent_dim}) or images (N, C, H, W) or (C, H, W)"
             )
-        return agent.invert(img.float().div(127.5).sub(1).unsqueeze(0), steps=invert_steps)
-    raise InputError(f"input {path}: expected a run directory, a .pt tensor or a {w}x{h} .png")
+    # images (a .pt tensor, an image file): converted to the creator's shape, then inverted to latents
+    images, notes = read_images(path, shape)
+    inverted = agent.invert(images, steps=invert_steps)
+    inverted.history = [f"loaded {path}", *notes, *inverted.history]
+    return inverted

@@ -31,6 +31,7 @@ REQUIRES: dict[str, frozenset[str]] = {
     "guidance": frozenset({"guidance"}),
     "steps": frozenset({"steps"}),
     "upscale": frozenset(),  # images in, images out: any creator
+    "style": frozenset(),  # the creator's own technique where it has one, else a pixel edit
 }
 
 
@@ -42,20 +43,21 @@ class RefinementAgent:
         generation: the Generation Agent (its model, latent sampler and seed).
         real_images: held-out real images in [-1, 1] (DRS logit calibration).
         real_labels: their classes (a class-conditional critic judges an image with its class).
+        classify: images -> predicted class (the evaluator's LeNet): ``style`` chooses a technique that keeps it.
         datamodule: the data to continue training on (``finetune``).
         output_dir: where ``finetune`` writes its new checkpoints.
         defaults: per-action default parameters (overridden by an action's own).
     """
 
-    ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune", "guidance", "steps", "upscale")
+    ACTIONS = ("drs", "langevin", "dot", "truncation", "finetune", "guidance", "steps", "upscale", "style")
     # actions whose output sample i is input sample i refined (same latent, or same seed and label): their
     # FID difference is bootstrapped with shared indices
-    PAIRED = frozenset({"langevin", "dot", "truncation", "finetune", "guidance", "steps", "upscale"})
+    PAIRED = frozenset({"langevin", "dot", "truncation", "finetune", "guidance", "steps", "upscale", "style"})
     # finishing actions: asked for by the request, applied once after the FID loop (Director(finish=...)),
     # kept whatever their FID, and judged by their own check (``check_<name>``), not by FID gain. A new one
     # (``style``) is a method ``style(samples, **params) -> Samples``, a ``check_style(...)`` with the
     # signature of ``check_upscale``, its name here, in ACTIONS and in REQUIRES.
-    FINISHING = ("upscale",)
+    FINISHING = ("upscale", "style")
     # the consistency check of ``upscale``: met when |FID difference| <= CONSISTENCY_Z x its paired bootstrap
     # SE, or at most CONSISTENCY_TOLERANCE x the input's FID (a relative tolerance for when the paired SE is
     # tiny)
@@ -70,8 +72,11 @@ class RefinementAgent:
         output_dir: str | Path = ".",
         defaults: dict[str, dict[str, Any]] | None = None,
         real_labels: torch.Tensor | None = None,
+        classify: Any = None,
     ) -> None:
         self.gen = generation
+        # images -> predicted classes (the evaluator's classifier): a style edit must keep the class
+        self.classify = classify
         self.real_images = real_images
         self.real_labels = real_labels
         self.datamodule = datamodule
@@ -204,7 +209,84 @@ class RefinementAgent:
             "n": len(before),
         }
 
-    # (a ``style`` finishing action goes here: ``style(samples, **params)`` and ``check_style(...)``)
+    # ---- finishing: style adjustment ------------------------------------------------------------------
+    def style(
+        self, samples: Samples, attribute: str, amount: Any, method: str = "auto", max_alpha: float = 3.0
+    ) -> Samples:
+        """Move ``attribute`` of every image by ``amount`` (``"+50%"``, ``"+15"``, ``"=0"``) and keep its class
+        (:mod:`artdirector.editing.style`). ``method`` ``auto`` tries the creator's own technique first
+        (InterFaceGAN latent directions for a GAN, attribute guidance for a diffusion creator) and falls back
+        to the Morpho-MNIST pixel edit when that one misses the request (attribute within 25 %, conformance
+        down at most 1 point by the classifier given to the agent); every attempt is in the history."""
+        from artdirector.editing.style import StyleTarget, candidates, edit, measure_edit
+
+        target = StyleTarget.parse(attribute, amount)
+        tried, best = [], None
+        # the creator's own technique needs the samples' latents (GAN) or seed (diffusion)
+        own = (samples.latents is not None or samples.seed is not None) and samples.source is None
+        for m in candidates(self.gen.capabilities if own else frozenset(), attribute, method):
+            images, latents, info = edit(
+                self.gen.creator,
+                samples.images,
+                target,
+                m,
+                latents=samples.latents,
+                labels=samples.labels,
+                seed=samples.seed,
+                options=samples.options,
+                max_alpha=max_alpha,
+            )
+            result = measure_edit(samples.images, images, target, self.classify, samples.labels)
+            tried.append(f"{m}: {'met' if result['met'] else 'missed'}")
+            best = (m, images, latents, info)
+            if result["met"]:
+                break
+        m, images, latents, info = best
+        what = f"style({target.describe()}, {m}; tried {', '.join(tried)})"
+        # the edited latents replay a latent edit; a pixel or guided edit's images are not G(z) any more
+        return samples.derived(images, latents if m == "latent" else None, what)
+
+    def check_style(
+        self,
+        before: Samples,
+        after: Samples,
+        before_report: Any,
+        after_report: Any,
+        evaluator: Any,
+        attribute: str = "thickness",
+        amount: Any = "+50%",
+        **_: Any,
+    ) -> dict[str, Any]:
+        """The attribute moved by the requested amount (mean within 25 %, with its spread over images), and
+        the class was kept: conformance (the evaluator's classifier against the asked classes; agreement with
+        the unedited image's predicted class for an unconditional creator) down by at most 1 point. The FID
+        of both, at the same n on the evaluator's split, is stated beside it."""
+        from artdirector.editing.style import StyleTarget, measure_edit
+
+        target = StyleTarget.parse(attribute, amount)
+        p0, p1 = before_report.report.labels, after_report.report.labels
+        answers = iter([p0, p1]) if p0 is not None and p1 is not None else None
+        out = measure_edit(
+            before.images,
+            after.images,
+            target,
+            (lambda _x: next(answers).cpu()) if answers is not None else None,
+            before.labels,
+        )
+        diff, se = (
+            evaluator.fid_difference(before_report.features, after_report.features, paired=True)
+            if evaluator is not None
+            else (float("nan"), float("nan"))
+        )
+        out["fid_before"], out["fid_after"] = before_report.fid, after_report.fid
+        out["fid_change"], out["fid_change_se"] = -diff, se
+        out["split"] = before_report.split
+        out["method"] = next((h for h in reversed(after.history) if h.startswith("style(")), "")
+        out["summary"] += (
+            f"; {before_report.split} FID {before_report.fid:.1f} -> {after_report.fid:.1f} "
+            f"({-diff:+.1f} ± {se:.1f}); {out['method']}"
+        )
+        return out
 
     # ---- discriminator rejection sampling --------------------------------------------------------
     def calibrated_logits(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -34,6 +34,16 @@ class Request:
         return self.prompt is not None and self.prompt.is_scene
 
     @property
+    def style_words(self) -> list[str]:
+        """Style words of the prompt ("thick sevens"): each is a ``style`` finishing action."""
+        return list(self.prompt.style) if self.prompt is not None else []
+
+    @property
+    def sharp(self) -> bool:
+        """The prompt asks for resolution ("sharp sevens"): an ``upscale`` finishing action (x4)."""
+        return bool(self.prompt is not None and self.prompt.sharp)
+
+    @property
     def needs(self) -> frozenset[str]:
         """What a creator must accept to serve this request (see artdirector.creators)."""
         return frozenset({"class"}) if self.classes else frozenset()
@@ -109,6 +119,16 @@ def interpret(text: str | None, has_input: bool) -> Request:
                 prompt.classes if all(o.dataset == "mnist" for o in prompt.objects) else None,
                 prompt,
             )
+    if prompt is not None and prompt.target is not None:
+        src, dst = prompt.objects[0].name, prompt.target.name
+        return Request(
+            text,
+            "variations",
+            f"make the input ({src}) look like a {dst} -> image-to-image under class {dst} (SDEdit with a "
+            "diffusion creator; GAN inversion under the class with a GAN)",
+            prompt.classes,
+            prompt,
+        )
     classes = prompt.classes if prompt is not None else requested_classes(text)
     of = (
         f"; classes {', '.join(map(str, classes))} named -> class-conditional creators only"
@@ -131,6 +151,7 @@ def interpret(text: str | None, has_input: bool) -> Request:
             "variations",
             f"no keyword matched; an input was given -> variations of it (the seed's default){of}",
             classes,
+            prompt,
         )
     if classes:
         return Request(text, "create", f"no task keyword; {of[2:]}: create them", classes, prompt)
@@ -168,6 +189,9 @@ class Samples:
     history: list[str] = field(default_factory=list)  # actions applied so far
     seed: int | None = None  # diffusion: the images are creator.sample(labels, seed, **options)
     options: dict[str, Any] = field(default_factory=dict)
+    # image-to-image: the input images SDEdit started from (options["strength"] says how far); a resample
+    # redoes the edit from them
+    source: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -190,6 +214,7 @@ class Samples:
             history=[*self.history, action],
             seed=self.seed,
             options=dict(self.options if options is None else options),
+            source=self.source,
         )
 
 

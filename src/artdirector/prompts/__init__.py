@@ -73,6 +73,8 @@ STYLES = {
     "bright": "bright",
     "dim": "dim",
 }
+# image-to-image: "make this 3 look like an 8", "turn this 3 into an 8"
+TRANSLATE = ("look like", "looks like", "into")
 SHARP = ("sharp", "crisp", "detailed", "high-resolution", "high resolution", "hi-res", "hires")
 TASKS = {
     "generate": "create",
@@ -90,6 +92,7 @@ TASKS = {
     "variations of": "variations",
     "variations on": "variations",
     "vary": "variations",
+    "turn": "variations",
 }
 FILLER = (
     "please", "me", "some", "new", "art", "image", "images", "picture", "pictures", "of", "with",
@@ -133,7 +136,8 @@ def _alt(words) -> str:
 GRAMMAR = rf"""
 start: task? body?
 task: TASK
-?body: grid | group layout?
+?body: grid | group layout? | translation
+translation: np TRANSLATE np
 grid: DET? GRIDSIZE "grid"i "of"i group
 group: phrase (CONJ phrase)*
 phrase: np (RELATION np)?
@@ -149,6 +153,7 @@ RELATION: {_alt(RELATIONS)}
 SIZE: {_alt(SIZES)}
 STYLE: {_alt(STYLES)}
 SHARP: {_alt(SHARP)}
+TRANSLATE: {_alt(TRANSLATE)}
 DET: /(?<![\w'-])(?:an|a|the)(?![\w'-])/i
 CONJ: /(?<![\w'-])(?:and|&)(?![\w'-])|,/i
 LINE: /(?<![\w'-])(?:row|line|column)(?![\w'-])/i
@@ -189,12 +194,14 @@ class Prompt:
     objects: list[ObjectSpec] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
     layout: dict[str, Any] | None = None  # {"kind": "row"|"column"} or {"kind": "grid", "rows": r, "cols": c}
+    # image-to-image: what the input should become ("make this 3 look like an 8": objects [3], target 8)
+    target: ObjectSpec | None = None
 
     @property
     def is_scene(self) -> bool:
         """A canvas with exactly these objects ("a 7", "a 3 left of a 7", "three sevens in a row", "a small
         dress"), rather than a batch of images of the named classes ("sevens", "threes and fives")."""
-        return bool(
+        return self.target is None and bool(
             self.relations
             or self.layout
             or any(o.counted or o.size or o.dataset != "mnist" for o in self.objects)
@@ -211,6 +218,9 @@ class Prompt:
 
     @property
     def classes(self) -> tuple[int, ...] | None:
+        """The classes to make: the named objects', or an image-to-image target's."""
+        if self.target is not None:
+            return (self.target.label,)
         seen: list[int] = []
         for o in self.objects:
             if o.label not in seen:
@@ -271,6 +281,10 @@ class _Build(Transformer):
         layout = next((i for i in items if isinstance(i, dict)), None)
         return ("body", group, layout)
 
+    def translation(self, items):
+        src, dst = (i for i in items if isinstance(i, ObjectSpec))
+        return ("translation", src, dst)
+
     def task(self, items):
         return ("task", TASKS[" ".join(str(items[0]).lower().split())])
 
@@ -280,6 +294,11 @@ class _Build(Transformer):
         for it in items:
             if isinstance(it, tuple) and it[0] == "task":
                 p.task = it[1]
+            elif isinstance(it, tuple) and it[0] == "translation":
+                p.objects, p.target = [it[1]], it[2]
+                if p.task is None or p.task == "create":
+                    p.task = "variations"  # "make this 3 look like an 8": a variation of the input
+                continue
             elif isinstance(it, tuple) and it[0] in ("grid", "body"):
                 group, layout = it[1], it[2]
             elif isinstance(it, list):
@@ -301,7 +320,19 @@ class _Build(Transformer):
 
 _PARSER = Lark(GRAMMAR, parser="earley", lexer="dynamic", ambiguity="resolve")
 _VOCAB = sorted(
-    {*OBJECTS, *COUNT_WORDS, *RELATIONS, *SIZES, *STYLES, *SHARP, *TASKS, *FILLER, "in a row", "grid of"}
+    {
+        *OBJECTS,
+        *COUNT_WORDS,
+        *RELATIONS,
+        *SIZES,
+        *STYLES,
+        *SHARP,
+        *TRANSLATE,
+        *TASKS,
+        *FILLER,
+        "in a row",
+        "grid of",
+    }
 )
 
 
