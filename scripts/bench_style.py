@@ -73,7 +73,14 @@ def main() -> None:
             # train-split digits: images of neither reference split (the FID's reference is the report split)
             g = torch.Generator().manual_seed(args.seed)
             pick = torch.randperm(len(train_y), generator=g)[: args.n]
-            images, labels, creator, latents, seed, options = train_x[pick], train_y[pick], None, None, None, {}
+            images, labels, creator, latents, seed, options = (
+                train_x[pick],
+                train_y[pick],
+                None,
+                None,
+                None,
+                {},
+            )
             caps, name, conditional = set(), "real (train split)", True
         else:
             creator = load_creator(spec)
