@@ -261,3 +261,21 @@ def test_a_relation_that_fails_is_replanned(zoo_mnist, detector, monkeypatch):
     res = director.run(p)
     assert not res.one_shot.passed and "arrangement" in res.one_shot.reasons[0]
     assert res.rounds[1]["actions"][0]["action"] == "replan" and res.passed
+
+
+def test_style_words_in_a_scene_edit_their_object_and_say_so(zoo_mnist, detector, tmp_path):
+    from artdirector.agents.scene import SceneDirector
+    from artdirector.editing.style import measure_attribute
+
+    director = SceneDirector({"mnist": [zoo_mnist]}, detector, max_rounds=2, seed=0)
+    res = director.run(parse("a thick 3 left of a 7"), output_dir=tmp_path)
+    thick, plain = res.drawings
+    assert [s["word"] for s in thick.style] == ["thick"] and plain.style == []
+    rec = thick.style[0]
+    assert rec["after"] > rec["before"] and abs(rec["after"] - rec["goal"]) <= 0.25 * (
+        rec["goal"] - rec["before"]
+    )
+    assert float(measure_attribute(thick.image[None], "thickness")[0]) == pytest.approx(rec["after"])
+    trace = json.loads((tmp_path / "trace.json").read_text())
+    jsonschema.validate(trace, SCHEMA)
+    assert trace["drawings"][0]["style"][0]["target"] == "thickness +50%"

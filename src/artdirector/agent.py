@@ -333,8 +333,10 @@ def run_scene(cfg: DictConfig, request: Request):
             "scene.threshold": (lambda v: 0 < v < 1, "a detection score threshold in (0, 1)"),
         },
     )
-    # scene.upscale, or the run's upscale= when the scene's own is unset
+    # scene.upscale, or the run's upscale= when the scene's own is unset, or x4 for "sharp"
     upscale = sc.get("upscale") if sc.get("upscale") is not None else cfg.get("upscale")
+    if upscale is None and request.sharp:
+        upscale = 4
     device = resolve_device(cfg.device)
     ckpts = (
         zoo_checkpoints()

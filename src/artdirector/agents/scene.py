@@ -37,7 +37,7 @@ from artdirector.creators import critic_logits
 from artdirector.io import atomic_write, write_json, write_text
 from artdirector.prompts import Prompt
 from artdirector.scenes.canvas import center
-from artdirector.scenes.compose import Compositor, Drawing, item_seed, render
+from artdirector.scenes.compose import Compositor, Drawing, item_seed, render, styled
 from artdirector.scenes.layout import Plan, plan
 from artdirector.scenes.verify import Verdict, verify
 
@@ -136,7 +136,10 @@ class SceneDirector:
         plan_ = plan(prompt, self.canvas, self.canvas, self.base, seed=layout_seed)
         choice: dict[str, int] = {}
         comp = self._compositor(choice)
-        drawings = [comp.draw(it, item_seed(self.seed, k, 0)) for k, it in enumerate(plan_.items)]
+        drawings = [
+            styled(comp.draw(it, item_seed(self.seed, k, 0)), prompt.objects[it.obj].style)
+            for k, it in enumerate(plan_.items)
+        ]
         attempts = [0] * len(plan_.items)
         rounds: list[dict[str, Any]] = []
         actions: list[dict[str, Any]] = [
@@ -211,6 +214,7 @@ class SceneDirector:
                     or "an extra object near it"
                 )
                 drawings[k], how = self._redraw(comp, plan_, k, attempts[k])
+                drawings[k] = styled(drawings[k], prompt.objects[item.obj].style)
                 actions.append(
                     {
                         "action": "redraw",
@@ -454,6 +458,23 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
         lines += [
             f"| {r.subject} {r.relation} {r.object} | {'ok' if r.ok else 'fails'} |"
             for r in res.verdict.relations
+        ]
+        lines.append("")
+    styled = [(k, d) for k, d in enumerate(res.drawings) if d.style]
+    if styled:
+        lines += [
+            "## Style",
+            "",
+            "Each style word is a pixel edit of its object's drawing (Morpho-MNIST), measured on the drawing; "
+            "the detector's verdict above does not judge style.",
+            "",
+            "| object | word | target | before | after | goal |",
+            "|---:|---|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {k} | {s['word']} | {s['target']} | {s['before']:.2f} | {s['after']:.2f} | {s['goal']:.2f} |"
+            for k, d in styled
+            for s in d.style
         ]
         lines.append("")
     if res.upscale_check:

@@ -25,9 +25,35 @@ class Drawing:
     seed: int
     how: str = "sample"  # "sample", "drs x8" (best of 8 by the critic), ...
     options: dict[str, Any] = field(default_factory=dict)
+    # style words applied after drawing ("a thick 7"): per word its target and the attribute before/after
+    style: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {"creator": self.creator, "seed": self.seed, "how": self.how, "options": dict(self.options)}
+        out = {"creator": self.creator, "seed": self.seed, "how": self.how, "options": dict(self.options)}
+        if self.style:
+            out["style"] = [dict(s) for s in self.style]
+        return out
+
+
+def styled(drawing: Drawing, words: list[str]) -> Drawing:
+    """The drawing with each style word's pixel edit applied in turn (Morpho-MNIST perturbations,
+    :func:`artdirector.editing.style.morpho_edit`), each recorded with the attribute before and after: a
+    creator drawing one object has no batch to fit a latent direction on, and the edit is deterministic."""
+    if not words:
+        return drawing
+    from artdirector.editing.style import measure_attribute, morpho_edit, target_for_word
+
+    image, record = drawing.image.unsqueeze(0), []
+    for word in words:
+        target = target_for_word(word)
+        before = float(measure_attribute(image, target.attribute)[0])
+        image, _ = morpho_edit(image, target)
+        after = float(measure_attribute(image, target.attribute)[0])
+        goal = float(target.goal(torch.tensor([before]))[0])
+        record.append(
+            {"word": word, "target": target.describe(), "before": before, "after": after, "goal": goal}
+        )
+    return Drawing(image[0], drawing.creator, drawing.seed, drawing.how, dict(drawing.options), record)
 
 
 def item_seed(seed: int, index: int, attempt: int) -> int:
