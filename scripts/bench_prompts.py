@@ -14,6 +14,15 @@ Hajishirzi and Schmidt 2023), 60 prompts each, balanced over classes:
 - ``fashion``: FashionMNIST items and their synonyms, alone, in pairs, counted, placed, sized, and a few
   next to digits ("a bag next to a dress", "a 2x2 grid of sneakers").
 
+A second set, ``bench_attr_v1.json`` (version ``attr-v1``, ``--write-attr-set``), has one category:
+
+- ``attribute``: 60 prompts with style words (thick, bold, thin, slanted, italic, upright; each a
+  Morpho-MNIST edit of its object's drawing): one styled digit ("a thick 7"), two digits in a relation with
+  one or both styled ("a thin 1 above a bold 8"), counted styled digits ("two italic 4s in a row"). Its
+  prompts pass when the detector passes AND every edit reached its goal, ``|after - goal| <= 0.25 |goal -
+  before|`` (:func:`score_style`); the table adds the detector's own rates, the share where the detector
+  passed but style failed, and a row per style word.
+
 For each creator set, every prompt it can draw runs through :class:`~artdirector.agents.scene.SceneDirector`
 twice with the same seed (``--seed`` plus the prompt's index in the set): **one-shot** (``max_rounds=0``) and
 **directed** (``--max-rounds``, the director's default 10). A prompt whose data set has no creator in the set
@@ -27,11 +36,14 @@ is "n/a", not a fail. Creator sets:
     python scripts/bench_prompts.py --write-set                       # regenerate the committed prompt set
     python scripts/bench_prompts.py --limit 5                          # a quick look: 5 prompts per category
     python scripts/bench_prompts.py --write-docs --gallery docs/images/prompts
+    python scripts/bench_prompts.py --write-attr-set                  # regenerate the attribute set
+    python scripts/bench_prompts.py --set src/artdirector/prompts/bench_attr_v1.json
 
 Prints a markdown table (per creator set x category: prompts, one-shot and directed pass rates with 95 %
 Wilson intervals, mean repair rounds, seconds per prompt), writes the per-prompt results to ``--out`` and,
 with ``--write-docs``, the table into ``docs/benchmarks.md`` between ``<!-- bench_prompts:start -->`` and
-``<!-- bench_prompts:end -->``.
+``<!-- bench_prompts:end -->`` (the attribute set: between ``<!-- bench_prompts_attr:start -->`` and
+``<!-- bench_prompts_attr:end -->``).
 """
 
 from __future__ import annotations
@@ -66,8 +78,18 @@ SET_SEED = 10  # issue 10
 PER_CATEGORY = 60
 SET_PATH = Path(prompts_pkg.__file__).with_name(f"bench_{VERSION}.json")
 CATEGORIES = ("single", "two_objects", "counting", "position", "size", "fashion")
+# the attribute set (issue: style words in scenes): a second, separately versioned file, so v1 stays as it is
+ATTR_VERSION = "attr-v1"
+ATTR_SEED = 11
+ATTR_PATH = Path(prompts_pkg.__file__).with_name("bench_attr_v1.json")
+ATTR_CATEGORY = "attribute"
+ALL_CATEGORIES = (*CATEGORIES, ATTR_CATEGORY)
+# the style words the set uses: thickness and slant (bright/dim left out: the digits' ink is near-saturated)
+ATTR_WORDS = ("thick", "bold", "thin", "slanted", "italic", "upright")
+STYLE_TOLERANCE = 0.25  # an edit reaches its goal when |after - goal| <= 0.25 |goal - before|
 DOCS = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench_prompts:start -->", "<!-- bench_prompts:end -->"
+ATTR_START, ATTR_END = "<!-- bench_prompts_attr:start -->", "<!-- bench_prompts_attr:end -->"
 PLAN_SEEDS = 3  # the set is checked to plan at these many layout seeds (0, 1, 2) besides the bench's own
 
 # ---- the prompt set ---------------------------------------------------------------------------------------
@@ -407,6 +429,83 @@ def _gen_fashion(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
     return out
 
 
+def _gen_attribute(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
+    """Styled digits: a third one styled digit ("a thick 7", "draw a slanted three"), a third two digits in a
+    relation with one or both styled ("a thin 1 above a bold 8", "a 3 left of an italic 5"), a third counted
+    styled digits, bare or in a row, a column or a 2x2 grid ("two italic 4s in a row"). Classes are balanced
+    per part, and so are the words (:data:`ATTR_WORDS`, in shuffled blocks of six)."""
+    n_single, n_pair = n // 3, n // 3
+    n_count = n - n_single - n_pair
+    out: list[dict] = []
+
+    def words(k: int) -> list[str]:
+        return [ATTR_WORDS[i] for i in _blocks(rng, k, len(ATTR_WORDS))]
+
+    def distinct(seq: list, keys) -> list:
+        """``seq`` reshuffled until no two prompts of a part ask for the same thing (``keys()``)."""
+        for _ in range(1000):
+            ks = keys()
+            if len(set(ks)) == len(ks):
+                return seq
+            rng.shuffle(seq)
+        raise AssertionError("no arrangement without repeats: change the generator or the seed")
+
+    classes, ws = _blocks(rng, n_single), words(n_single)
+    distinct(ws, lambda: list(zip(classes, ws, strict=True)))
+    for i, (c, w) in enumerate(zip(classes, ws, strict=True)):
+        form = ("num", "word")[(i + i // 10) % 2]
+        text = _unique(
+            seen, lambda c=c, w=w, form=form: _task(rng, _article(f"{w} {_digit(c, rng, form)}"), 0.4)
+        )
+        out.append({"text": text, "objects": [("mnist", c, 1, None)], "style": [[w]]})
+    families = list(RELATIONS)
+    pairs = _pairs(rng, n_pair)
+    both = [i % 2 == 0 for i in range(n_pair)]  # half the pairs style both digits, half one of them
+    stream = iter(words(sum(2 if b else 1 for b in both)))
+    for i, (a, b) in enumerate(pairs):
+        fam = families[i % len(families)]
+        if both[i]:
+            wa, wb = next(stream), next(stream)
+        else:
+            w = next(stream)
+            wa, wb = (w, None) if i // 2 % 2 == 0 else (None, w)
+
+        def make(a=a, b=b, wa=wa, wb=wb, fam=fam) -> str:
+            return _task(rng, f"{_digit_np(a, rng, wa)} {_rel(fam, rng)} {_digit_np(b, rng, wb)}", 0.2)
+
+        out.append(
+            {
+                "text": _unique(seen, make),
+                "objects": [("mnist", a, 1, None), ("mnist", b, 1, None)],
+                "relations": [(0, fam, 1)],
+                "style": [[wa] if wa else [], [wb] if wb else []],
+            }
+        )
+    shapes = [("bare", "row", "column", "grid")[i % 4] for i in range(n_count)]
+    classes, ws = _blocks(rng, n_count), words(n_count)
+    distinct(classes, lambda: list(zip(classes, shapes, strict=True)))
+    distinct(ws, lambda: list(zip(classes, ws, strict=True)))
+    for i, (c, w, shape) in enumerate(zip(classes, ws, shapes, strict=True)):
+        if shape == "grid":
+            text = _unique(seen, lambda c=c, w=w: f"a 2x2 grid of {w} {_digit_plural(c, rng)}")
+            item = {"objects": [("mnist", c, 4, None)], "layout": {"kind": "grid", "rows": 2, "cols": 2}}
+        else:
+            k = (2, 3, 4)[i // 4 % 3]
+            tail = "" if shape == "bare" else f" in a {shape}"
+
+            def make(c=c, w=w, k=k, tail=tail) -> str:
+                plural_form = rng.choice(("num", "num'", "word"))
+                count = _count(k, rng, numeral_ok=plural_form == "word")  # no "3 7s"
+                return _task(rng, f"{count} {w} {_digit_plural(c, rng, plural_form)}{tail}", 0.3)
+
+            text = _unique(seen, make)
+            item = {"objects": [("mnist", c, k, None)]}
+            if tail:
+                item["layout"] = {"kind": shape}
+        out.append({"text": text, **item, "style": [[w]]})
+    return out
+
+
 GENERATORS = {
     "single": _gen_single,
     "two_objects": _gen_two,
@@ -414,6 +513,7 @@ GENERATORS = {
     "position": _gen_position,
     "size": _gen_size,
     "fashion": _gen_fashion,
+    ATTR_CATEGORY: _gen_attribute,
 }
 
 
@@ -424,6 +524,8 @@ def _structure(p) -> dict[str, Any]:
         out["relations"] = [(r.subject, r.relation, r.object) for r in p.relations]
     if p.layout:
         out["layout"] = p.layout
+    if any(o.style for o in p.objects):  # each object's style words, in order
+        out["style"] = [list(o.style) for o in p.objects]
     return out
 
 
@@ -437,26 +539,34 @@ def check_prompt(text: str, seeds=range(PLAN_SEEDS)) -> Any:
     return p
 
 
-def generate_set(seed: int = SET_SEED, per_category: int = PER_CATEGORY) -> dict[str, Any]:
-    """The prompt set: deterministic for a seed. Every prompt is checked to parse into exactly the structure
-    it was generated from and to plan."""
+def generate_set(
+    seed: int | None = None, per_category: int = PER_CATEGORY, kind: str = "v1"
+) -> dict[str, Any]:
+    """The prompt set: deterministic for a seed. ``kind`` "v1" is the six-category set (seed
+    :data:`SET_SEED`), "attr" the attribute set (:data:`ATTR_VERSION`, seed :data:`ATTR_SEED`). Every prompt
+    is checked to parse into exactly the structure it was generated from (objects, relations, layout and
+    each object's style words) and to plan."""
+    if kind not in ("v1", "attr"):
+        raise ValueError(f"kind is 'v1' or 'attr', not {kind!r}")
+    attr = kind == "attr"
+    seed = (ATTR_SEED if attr else SET_SEED) if seed is None else seed
     entries = []
     seen: set[str] = set()
-    for cat in CATEGORIES:
+    for cat in (ATTR_CATEGORY,) if attr else CATEGORIES:
         rng = random.Random(f"{seed}/{cat}")
         items = GENERATORS[cat](rng, per_category, seen)
         rng.shuffle(items)  # "the first N of a category" mixes its kinds
         for i, item in enumerate(items):
             text = item["text"]
-            want = {k: item[k] for k in ("objects", "relations", "layout") if k in item}
+            want = {k: item[k] for k in ("objects", "relations", "layout", "style") if k in item}
             got = _structure(check_prompt(text))
             if json.loads(json.dumps(got)) != json.loads(json.dumps(want)):
                 raise AssertionError(f"{text!r} parses to {got}, generated as {want}")
             entries.append({"id": f"{cat}-{i:03d}", "category": cat, "prompt": text})
     return {
-        "version": VERSION,
+        "version": ATTR_VERSION if attr else VERSION,
         "seed": seed,
-        "generator": "scripts/bench_prompts.py --write-set",
+        "generator": "scripts/bench_prompts.py " + ("--write-attr-set" if attr else "--write-set"),
         "categories": dict(Counter(e["category"] for e in entries)),
         "prompts": entries,
     }
@@ -472,8 +582,14 @@ def set_json(data: dict[str, Any]) -> str:
 
 def load_set(path: str | Path = SET_PATH) -> dict[str, Any]:
     data = json.loads(Path(path).read_text())
-    if data.get("version") != VERSION:
-        log.warning("%s is prompt set %s, this script generates %s", path, data.get("version"), VERSION)
+    if data.get("version") not in (VERSION, ATTR_VERSION):
+        log.warning(
+            "%s is prompt set %s, this script generates %s and %s",
+            path,
+            data.get("version"),
+            VERSION,
+            ATTR_VERSION,
+        )
     return data
 
 
@@ -536,10 +652,49 @@ def _reasons(verdict) -> list[str]:
     return list(verdict.reasons)
 
 
+def edit_ok(edit: dict[str, Any], tolerance: float = STYLE_TOLERANCE) -> bool:
+    """Did one style edit reach its goal: ``|after - goal| <= tolerance * |goal - before|`` (an edit asked
+    to move nothing, goal == before, is met)."""
+    need = abs(edit["goal"] - edit["before"])
+    if need <= 1e-9:
+        return True
+    return abs(edit["after"] - edit["goal"]) <= tolerance * need
+
+
+def score_style(passed: bool, edits: list[dict[str, Any]]) -> dict[str, Any]:
+    """An attribute prompt's score for one run: ``passed`` (the detector's blind check) and the edits of its
+    styled objects (``{word, target, before, after, goal}`` each, as ``Drawing.style``). It passes when the
+    detector passes AND every edit reached its goal (:func:`edit_ok`); ``style_failed_only``: the detector
+    passed but an edit missed."""
+    style_ok = all(edit_ok(e) for e in edits)
+    return {
+        "style_ok": style_ok,
+        "passed_with_style": bool(passed and style_ok),
+        "style_failed_only": bool(passed and not style_ok),
+    }
+
+
+def _edits(result) -> list[dict[str, Any]]:
+    """Every style edit of a scene's drawings, with its plan item and object, and whether it met its goal."""
+    out = []
+    for k, d in enumerate(result.drawings):
+        for e in d.style or []:
+            rec = {"item": k, "object": result.plan.items[k].obj, "word": e["word"], "target": e["target"]}
+            rec |= {key: round(float(e[key]), 4) for key in ("before", "after", "goal")}
+            out.append(rec | {"ok": edit_ok(e)})
+    return out
+
+
+def _passed(run: dict[str, Any]) -> bool:
+    """A run's pass: the detector's verdict, and for a styled prompt its edits too."""
+    return bool(run["passed"] and run.get("style_ok", True))
+
+
 def run_prompt(
     creators: dict[str, list], detector, text: str, seed: int, args
 ) -> tuple[dict[str, Any], Any, Any]:
-    """One prompt through the director, one-shot and directed (same seed: the same plan and first draws)."""
+    """One prompt through the director, one-shot and directed (same seed: the same plan and first draws). A
+    prompt with style words also gets each run's edits and :func:`score_style`."""
     from artdirector.agents.scene import SceneDirector
 
     p = parse(text)
@@ -561,6 +716,10 @@ def run_prompt(
             "round0_passed": directed.one_shot.passed,
         },
     }
+    if p.style:
+        for key, res in (("one_shot", one), ("directed", directed)):
+            edits = _edits(res)
+            rec[key] |= {**score_style(res.passed, edits), "edits": edits}
     return rec, one, directed
 
 
@@ -568,14 +727,14 @@ def summarize(records: list[dict[str, Any]], sets: list[str]) -> list[dict[str, 
     rows = []
     for name in sets:
         mine = [r for r in records if r["set"] == name]
-        for cat in [*CATEGORIES, "overall"]:
+        for cat in [*ALL_CATEGORIES, "overall"]:
             rs = [r for r in mine if cat == "overall" or r["category"] == cat]
             if not rs:
                 continue
             ran = [r for r in rs if r["status"] == "run"]
             n = len(ran)
-            k1 = sum(r["one_shot"]["passed"] for r in ran)
-            k2 = sum(r["directed"]["passed"] for r in ran)
+            k1 = sum(_passed(r["one_shot"]) for r in ran)  # a styled prompt: detector and style
+            k2 = sum(_passed(r["directed"]) for r in ran)
             row = {"set": name, "category": cat, "prompts": len(rs), "n": n, "na": len(rs) - n}
             if n:
                 row |= {
@@ -591,8 +750,45 @@ def summarize(records: list[dict[str, Any]], sets: list[str]) -> list[dict[str, 
                     "one_shot_fails": _fail_kinds(r["one_shot"] for r in ran),
                     "directed_fails": _fail_kinds(r["directed"] for r in ran),
                 }
+                if any("style_ok" in r["one_shot"] for r in ran):
+                    row |= _style_summary(ran)
             rows.append(row)
     return rows
+
+
+def _style_summary(ran: list[dict[str, Any]]) -> dict[str, Any]:
+    """The style columns of a row: the detector's own pass rates, the share the detector passed but an edit
+    missed, and per style word how its edits and its prompts fared."""
+    n = len(ran)
+    out: dict[str, Any] = {}
+    for key in ("one_shot", "directed"):
+        out[f"{key}_detector_pass"] = sum(r[key]["passed"] for r in ran) / n
+        out[f"{key}_style_fail"] = sum(r[key].get("style_failed_only", False) for r in ran) / n
+    words: dict[str, dict[str, Any]] = {}
+    for r in ran:
+        for key in ("one_shot", "directed"):
+            for e in r[key].get("edits", []):
+                w = words.setdefault(e["word"], {"target": e["target"], "prompts": set()})
+                w.setdefault(f"{key}_edits", []).append(e)
+        for w in {e["word"] for e in r["directed"].get("edits", [])}:
+            words[w]["prompts"].add(r["id"])
+    by_id = {r["id"]: r for r in ran}
+    summary = {}
+    for word, w in sorted(words.items()):
+        ids = sorted(w["prompts"])
+        row: dict[str, Any] = {"target": w["target"], "prompts": len(ids)}
+        for key in ("one_shot", "directed"):
+            edits = w.get(f"{key}_edits", [])
+            ratios = sorted((e["after"] - e["before"]) / (e["goal"] - e["before"]) for e in edits
+                            if abs(e["goal"] - e["before"]) > 1e-9)  # fmt: skip
+            row[f"{key}_edits"] = len(edits)
+            row[f"{key}_edits_ok"] = sum(e["ok"] for e in edits)
+            row[f"{key}_achieved_over_requested_median"] = ratios[len(ratios) // 2] if ratios else math.nan
+            row[f"{key}_detector_pass"] = sum(by_id[i][key]["passed"] for i in ids)
+            row[f"{key}_pass"] = sum(_passed(by_id[i][key]) for i in ids)
+        summary[word] = row
+    out["style_words"] = summary
+    return out
 
 
 def _fail_kinds(runs) -> dict[str, int]:
@@ -626,6 +822,70 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['seconds_one_shot']:.2f} | {r['seconds_directed']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def attr_table(rows: list[dict[str, Any]]) -> str:
+    """The attribute set's table: pass rates that count style (detector AND every edit at its goal), the
+    detector's alone, and the share the detector passed but style failed; then one row per style word."""
+    lines = [
+        "| creator set | category | n | one-shot pass, detector + style [95 % CI] | directed pass, detector + "
+        "style [95 % CI] | detector alone: one-shot / directed | detector pass, style fail: one-shot / "
+        "directed | mean rounds | s/prompt one-shot | s/prompt directed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    cats: dict[str, set[str]] = {}
+    for r in rows:
+        cats.setdefault(r["set"], set()).add(r["category"])
+    words = []
+    for r in rows:
+        if r["category"] == "overall" and cats[r["set"]] == {ATTR_CATEGORY, "overall"}:
+            continue  # the overall row would repeat the attribute row
+        cat = f"**{r['category']}**" if r["category"] == "overall" else r["category"]
+        if not r["n"]:
+            lines.append(f"| {r['set']} | {cat} | n/a ({r['na']}) | n/a | n/a | - | - | - | - | - |")
+            continue
+        n = f"{r['n']}" + (f" (+{r['na']} n/a)" if r["na"] else "")
+        det = sf = "-"
+        if "style_words" in r:
+            det = f"{100 * r['one_shot_detector_pass']:.0f} % / {100 * r['directed_detector_pass']:.0f} %"
+            sf = f"{100 * r['one_shot_style_fail']:.0f} % / {100 * r['directed_style_fail']:.0f} %"
+            if r["category"] == ATTR_CATEGORY:
+                words += [(r["set"], w, v) for w, v in r["style_words"].items()]
+        lines.append(
+            f"| {r['set']} | {cat} | {n} | {_pct(r['one_shot_pass'], r['one_shot_ci'])} | "
+            f"{_pct(r['directed_pass'], r['directed_ci'])} | {det} | {sf} | {r['mean_rounds']:.2f} | "
+            f"{r['seconds_one_shot']:.2f} | {r['seconds_directed']:.2f} |"
+        )
+    if words:
+        lines += [
+            "",
+            "| creator set | word | edit | prompts | edits at goal: one-shot, directed | achieved / requested "
+            "change (median, directed) | detector pass: one-shot, directed | pass with style: one-shot, "
+            "directed |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, w, v in words:
+            ratio = v["directed_achieved_over_requested_median"]
+            lines.append(
+                f"| {name} | {w} | {v['target']} | {v['prompts']} | {v['one_shot_edits_ok']}/"
+                f"{v['one_shot_edits']}, {v['directed_edits_ok']}/{v['directed_edits']} | "
+                + ("-" if math.isnan(ratio) else f"{ratio:.2f}")
+                + f" | {v['one_shot_detector_pass']}/{v['prompts']}, {v['directed_detector_pass']}/"
+                f"{v['prompts']} | {v['one_shot_pass']}/{v['prompts']}, {v['directed_pass']}/{v['prompts']} |"
+            )
+    return "\n".join(lines)
+
+
+def attr_reading() -> str:
+    return (
+        "A pass counts style: the verifier's blind check passes (exactly the asked digits, their relations "
+        "and layout) AND every styled object's Morpho-MNIST edit reached its goal, "
+        f"|after - goal| <= {STYLE_TOLERANCE:g} |goal - before| (thickness in px, slant in degrees, measured "
+        "on the object's 28 px drawing; an edit asked to move nothing is met). The detector does not judge "
+        "style, and the director repairs only what the detector fails: a missed edit is never redrawn for "
+        "its own sake. Edits at goal count every styled drawing (a counted prompt has one per copy). "
+        "Per-prompt results, each edit's before / after / goal: `--out`."
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -687,14 +947,19 @@ def reading(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def write_docs(path: Path, block: str) -> None:
-    """Replace the block between the markers in ``path`` (append it when absent)."""
+def write_docs(
+    path: Path,
+    block: str,
+    start: str = START,
+    end: str = END,
+    section: str = "## Text to scene: the prompt benchmark (`scripts/bench_prompts.py`)",
+) -> None:
+    """Replace the block between the markers in ``path`` (append it, under ``section``, when absent)."""
     text = path.read_text() if path.is_file() else "# Benchmarks and measured results\n"
-    body = f"{START}\n{block.rstrip()}\n{END}"
-    if START in text and END in text and text.index(START) < text.index(END):
-        text = text[: text.index(START)] + body + text[text.index(END) + len(END) :]
+    body = f"{start}\n{block.rstrip()}\n{end}"
+    if start in text and end in text and text.index(start) < text.index(end):
+        text = text[: text.index(start)] + body + text[text.index(end) + len(end) :]
     else:
-        section = "## Text to scene: the prompt benchmark (`scripts/bench_prompts.py`)"
         text = text.rstrip("\n") + f"\n\n{section}\n\n{body}\n"
     write_text(path, text)
 
@@ -703,7 +968,7 @@ def pick_tiles(tiles: list[dict[str, Any]], per_category: int) -> list[dict[str,
     """Per category, in set order: the first prompt the director repaired (one-shot fail, directed pass),
     the first it could not, then the first ones; ``per_category`` of them."""
     out = []
-    for cat in CATEGORIES:
+    for cat in ALL_CATEGORIES:
         mine = [t for t in tiles if t["category"] == cat]
         repaired = [t for t in mine if t["passed"] and not t["one_shot"]][:1]
         failed = [t for t in mine if not t["passed"]][:1]
@@ -755,14 +1020,27 @@ def gallery(path: Path, title: str, tiles: list[dict[str, Any]], columns: int = 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--write-set", action="store_true", help=f"regenerate {SET_PATH.name} and exit")
-    ap.add_argument("--set", default=str(SET_PATH), help="the prompt set JSON")
+    ap.add_argument(
+        "--write-attr-set", action="store_true", help=f"regenerate {ATTR_PATH.name} (attribute set) and exit"
+    )
+    ap.add_argument(
+        "--set",
+        default=None,
+        help=f"the prompt set JSON (default {SET_PATH.name}; the attribute set is {ATTR_PATH.name})",
+    )
     ap.add_argument(
         "--sets", nargs="+", default=["zoo", "real"], choices=["zoo", "real"], help="creator sets"
     )
     ap.add_argument("--ckpt", nargs="+", default=None, help="checkpoints for the zoo set (default: the zoo)")
     ap.add_argument("--detector", default=None, help="detector weights (default: the shipped ones)")
     ap.add_argument("--data-root", default="data", help="torchvision MNIST/FashionMNIST root (real set)")
-    ap.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
+    ap.add_argument(
+        "--categories",
+        nargs="+",
+        default=None,
+        choices=ALL_CATEGORIES,
+        help="categories to run (default: every category of the set)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="the first N prompts of each category")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -774,7 +1052,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--base", type=int, default=32)
     ap.add_argument("--out", default="outputs/bench_prompts.json", help="per-prompt results (JSON)")
     ap.add_argument(
-        "--write-docs", action="store_true", help=f"write the table into {DOCS.relative_to(REPO)}"
+        "--write-docs",
+        action="store_true",
+        help=f"write the table into {DOCS.relative_to(REPO)} (the attribute set: between its own markers)",
     )
     ap.add_argument("--docs", default=str(DOCS), help=argparse.SUPPRESS)
     ap.add_argument("--gallery", default=None, help="a folder for one annotated PNG grid per creator set")
@@ -797,17 +1077,23 @@ def main(
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("artdirector.agents.scene").setLevel(logging.WARNING)  # not every round of every prompt
-    if args.write_set:
-        data = generate_set()
-        write_text(args.set, set_json(data))
-        print(f"wrote {args.set}: {data['categories']}")
+    if args.write_set or args.write_attr_set:
+        attr = args.write_attr_set and not args.write_set
+        data = generate_set(kind="attr" if attr else "v1")
+        path = args.set or str(ATTR_PATH if attr else SET_PATH)
+        write_text(path, set_json(data))
+        print(f"wrote {path}: {data['categories']}")
         return data
+    args.set = args.set or str(SET_PATH)
     if args.threads:
         torch.set_num_threads(args.threads)
     from artdirector.runtime import resolve_device
 
     device = resolve_device(args.device)
     data = load_set(args.set)
+    if args.categories is None:
+        args.categories = list(dict.fromkeys(e["category"] for e in data["prompts"]))
+    attr_set = data.get("version") == ATTR_VERSION or set(args.categories) == {ATTR_CATEGORY}
     chosen = []
     for cat in args.categories:
         entries = [(i, e) for i, e in enumerate(data["prompts"]) if e["category"] == cat]
@@ -866,10 +1152,13 @@ def main(
                 records.append(rec)
                 continue
             try:
-                res, one, directed = run_prompt(creators, detector, e["prompt"], args.seed + i, args)
+                res, _one, directed = run_prompt(creators, detector, e["prompt"], args.seed + i, args)
             except PromptError as err:  # a layout the planner could not make: a fail, said why
                 log.warning("%s %r: %s", e["id"], e["prompt"], err)
                 failed = {"passed": False, "seconds": 0.0, "reasons": [str(err)]}
+                if p.style:
+                    failed |= {"style_ok": False, "passed_with_style": False, "style_failed_only": False}
+                    failed["edits"] = []  # nothing drawn: no edit reached its goal
                 rec |= {"status": "run", "error": str(err), "one_shot": failed}
                 rec["directed"] = {**failed, "rounds": 0, "stop": "error", "round0_passed": False}
                 records.append(rec)
@@ -885,8 +1174,8 @@ def main(
                         "prompt": e["prompt"],
                         "canvas": directed.canvas,
                         "verdict": directed.verdict,
-                        "one_shot": one.passed,
-                        "passed": directed.passed,
+                        "one_shot": _passed(res["one_shot"]),
+                        "passed": _passed(res["directed"]),
                         "rounds": len(directed.rounds) - 1,
                     }
                 )
@@ -897,14 +1186,17 @@ def main(
                 len(chosen),
                 e["id"],
                 e["prompt"],
-                "pass" if one.passed else "fail",
-                "pass" if directed.passed else "fail",
+                _verdict_word(res["one_shot"]),
+                _verdict_word(res["directed"]),
                 res["directed"]["rounds"],
                 res["directed"]["seconds"],
             )
     meta["seconds"] = round(time.perf_counter() - start, 1)
     rows = summarize(records, list(sets))
-    md = header(meta) + "\n\n" + table(rows) + "\n\n" + reading(rows) + "\n"
+    if attr_set:
+        md = header(meta) + "\n\n" + attr_table(rows) + "\n\n" + attr_reading() + "\n"
+    else:
+        md = header(meta) + "\n\n" + table(rows) + "\n\n" + reading(rows) + "\n"
     gallery_files = []
     if args.gallery:
         for name, every in tiles.items():
@@ -923,9 +1215,21 @@ def main(
     write_json(args.out, result)
     print(f"wrote {args.out} ({len(records)} prompt runs, {meta['seconds']:.0f} s)")
     if args.write_docs:
-        write_docs(Path(args.docs), md)
+        if attr_set:
+            section = "## Text to scene: style attributes (`scripts/bench_prompts.py`, attribute set)"
+            write_docs(Path(args.docs), md, ATTR_START, ATTR_END, section)
+        else:
+            write_docs(Path(args.docs), md)
         print(f"wrote the table into {args.docs}")
     return result
+
+
+def _verdict_word(run: dict[str, Any]) -> str:
+    if "style_ok" not in run:
+        return "pass" if run["passed"] else "fail"
+    if _passed(run):
+        return "pass (style ok)"
+    return "detector pass, style missed" if run["passed"] else "fail"
 
 
 def _relpath(path: Path) -> str:

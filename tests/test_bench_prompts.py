@@ -161,3 +161,96 @@ def test_a_short_run_writes_the_table_and_the_json(bench, tmp_path):
         and png.read_bytes()[:4] == b"\x89PNG"
         and "![prompts_real](gallery/prompts_real.png)" in text
     )
+
+
+# ---- the attribute set: style words, scored by the detector and by each edit reaching its goal -----------
+def test_the_attribute_set_is_regenerated_byte_for_byte(bench):
+    assert bench.ATTR_PATH.name == "bench_attr_v1.json"
+    assert bench.set_json(bench.generate_set(kind="attr")) == bench.ATTR_PATH.read_text()
+    data = bench.load_set(bench.ATTR_PATH)
+    assert data["version"] == "attr-v1" and data["categories"] == {"attribute": 60}
+    assert data["generator"].endswith("--write-attr-set")
+
+
+def test_every_attribute_prompt_is_a_scene_with_style_words(bench):
+    data = bench.load_set(bench.ATTR_PATH)
+    prompts = data["prompts"]
+    assert len({e["id"] for e in prompts}) == len({e["prompt"] for e in prompts}) == len(prompts) == 60
+    structures, words = set(), Counter()
+    for e in prompts:
+        assert set(e) == {"id", "category", "prompt"} and e["category"] == "attribute"
+        p = bench.check_prompt(e["prompt"])  # a scene that plans
+        assert all(o.dataset == "mnist" and o.size is None for o in p.objects), e
+        assert p.style and set(p.style) <= set(bench.ATTR_WORDS), e
+        s = bench._structure(p)
+        assert len(s["style"]) == len(p.objects) and any(s["style"]), e
+        structures.add(json.dumps(s))
+        words.update(w for o in p.objects for w in o.style)
+    assert len(structures) == len(prompts)  # no request twice in other words
+    assert set(words) == set(bench.ATTR_WORDS) and max(words.values()) - min(words.values()) <= 2, words
+    digits = bench.class_balance(data)["attribute"]
+    assert len(digits) == 10 and max(digits.values()) <= 2 * min(digits.values()), digits
+    kinds = Counter(
+        "relation" if p.relations else "counted" if p.objects[0].count > 1 else "single"
+        for p in (parse(e["prompt"]) for e in prompts)
+    )
+    assert min(kinds.values()) >= 15 and set(kinds) == {"single", "relation", "counted"}, kinds
+
+
+def test_the_structure_check_includes_style(bench):
+    s = bench._structure(parse("a thin 1 above a bold 8"))
+    assert s["style"] == [["thin"], ["bold"]] and s["relations"] == [(0, "above", 1)]
+    assert bench._structure(parse("two italic 4s in a row"))["style"] == [["italic"]]
+    assert "style" not in bench._structure(parse("a 1 above an 8"))  # v1's structures are unchanged
+
+
+def _edit(word, before, after, goal):
+    return {"word": word, "target": "t", "before": before, "after": after, "goal": goal}
+
+
+def test_style_scoring(bench):
+    thick_met = _edit("thick", 2.0, 2.9, 3.0)  # |2.9 - 3| = 0.1 <= 0.25 * 1
+    slant_met = _edit("slanted", 5.0, 20.0, 20.0)
+    missed = _edit("thick", 2.0, 2.7, 3.0)  # 0.3 > 0.25: the edit fell short
+    assert bench.edit_ok(thick_met) and bench.edit_ok(slant_met) and not bench.edit_ok(missed)
+    assert bench.edit_ok(_edit("upright", 0.0, 0.4, 0.0))  # asked to move nothing: met
+    assert bench.edit_ok(_edit("thick", 2.0, 3.25, 3.0)) and not bench.edit_ok(_edit("thick", 2.0, 3.3, 3.0))
+
+    ok = bench.score_style(True, [thick_met, slant_met])
+    assert ok == {"style_ok": True, "passed_with_style": True, "style_failed_only": False}
+    goal_missed = bench.score_style(True, [thick_met, missed])
+    assert goal_missed == {"style_ok": False, "passed_with_style": False, "style_failed_only": True}
+    detector_failed = bench.score_style(False, [thick_met])
+    assert detector_failed == {"style_ok": True, "passed_with_style": False, "style_failed_only": False}
+
+
+def _attr_record(bench, i, detector, edits):
+    """A hand-made attribute record, as the bench writes one (the same run one-shot and directed)."""
+    run = {"passed": detector, "seconds": 0.1, "reasons": [] if detector else ["missing: 7"]}
+    run |= {**bench.score_style(detector, edits), "edits": [{**e, "ok": bench.edit_ok(e)} for e in edits]}
+    return {"set": "zoo", "id": f"attribute-{i:03d}", "category": "attribute", "status": "run",
+            "one_shot": run, "directed": {**run, "rounds": 0}}  # fmt: skip
+
+
+def test_the_attribute_table_counts_style(bench):
+    met, missed = _edit("thick", 2.0, 2.9, 3.0), _edit("thin", 3.0, 2.8, 2.0)
+    records = [
+        _attr_record(bench, 0, True, [met]),  # pass
+        _attr_record(bench, 1, True, [missed]),  # the detector passed, the edit missed its goal
+        _attr_record(bench, 2, False, [met]),  # the detector failed
+        _attr_record(bench, 3, True, [met, _edit("upright", 10.0, 1.0, 0.0)]),  # pass: 1 <= 2.5
+    ]
+    rows = {r["category"]: r for r in bench.summarize(records, ["zoo"])}
+    a = rows["attribute"]
+    assert a["n"] == 4 and a["one_shot_pass"] == a["directed_pass"] == 0.5
+    assert a["directed_ci"] == bench.wilson(2, 4)
+    assert a["directed_detector_pass"] == 0.75 and a["directed_style_fail"] == 0.25
+    assert a["style_words"]["thin"]["directed_edits_ok"] == 0 and a["style_words"]["thick"]["prompts"] == 3
+    text = bench.attr_table(list(rows.values()))
+    assert "| zoo | attribute | 4 | 50 % [15, 85] | 50 % [15, 85] | 75 % / 75 % | 25 % / 25 % |" in text
+    assert "| zoo | thick | t | 3 | 3/3, 3/3 |" in text and "**overall**" not in text
+    # v1 records have no style: their pass is the detector's, as before
+    plain = {**records[1], "category": "single"}
+    for key in ("one_shot", "directed"):
+        plain[key] = {k: v for k, v in plain[key].items() if k not in ("style_ok", "edits")}
+    assert bench.summarize([plain], ["zoo"])[0]["directed_pass"] == 1.0

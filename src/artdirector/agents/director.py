@@ -225,7 +225,7 @@ class Director:
             finished,
             finished_report,
             checks,
-            "_".join(self.refiner.output_tag(a) for a in self.finish) or None,
+            "_".join(dict.fromkeys(self.refiner.output_tag(a) for a in self.finish)) or None,
         )
         write_outputs(self, result, target, time.perf_counter() - start)
         return result

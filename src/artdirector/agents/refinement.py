@@ -110,6 +110,8 @@ class RefinementAgent:
         """A short name for a finishing action's outputs (``grid_<tag>.png``): ``x4`` for ``upscale``."""
         if action.name == "upscale":
             return f"x{self.params(action).get('factor', 4)}"
+        if action.name == "style":
+            return "styled"
         return action.name
 
     def check(

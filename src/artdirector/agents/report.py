@@ -161,11 +161,13 @@ def _finish_lines(trace: dict[str, Any]) -> list[str]:
     f = trace.get("finish")
     if not f:
         return []
-    held = {c["action"]: c for c in (trace.get("verdict") or {}).get("finish") or []}
+    # the replay checks the same finishing actions in the same order: pair them by position
+    held = list((trace.get("verdict") or {}).get("finish") or [])
     lines = []
-    for c in f["checks"]:
+    for i, c in enumerate(f["checks"]):
         line = f"`{c['action']}` {c['params']}: selection split, {c['summary']}"
-        if (h := held.get(c["action"])) is not None:
+        h = held[i] if i < len(held) and held[i]["action"] == c["action"] else None
+        if h is not None:
             line += f". Held-out replay, report split, {h['summary']}"
         if not c["met"] or (h is not None and not h["met"]):
             line = "**CHECK FAILED (output kept as asked):** " + line

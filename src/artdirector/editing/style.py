@@ -333,13 +333,17 @@ def morpho_edit(images: torch.Tensor, target: StyleTarget) -> tuple[torch.Tensor
         best = v.clone()
         best_err = (current - goal).abs()
         radii = torch.zeros(n)
-        grown = big
+        grown, previous = big, v
         for r in range(1, 11):
             grown = _morph_step(grown, r - 1, dilate=sign > 0)
             cand = F.interpolate(grown, size=x.shape[-2:], mode="area")
-            err = (formulas.thickness(cand * 2 - 1) - goal).abs()
-            better = err < best_err
-            best[better], best_err[better], radii[better] = cand[better], err[better], sign * r
+            # whole radii move the width in steps of about 0.5 px; blends of consecutive radii fill between
+            for t in (0.25, 0.5, 0.75, 1.0):
+                mix = previous + t * (cand - previous)
+                err = (formulas.thickness(mix * 2 - 1) - goal).abs()
+                better = err < best_err
+                best[better], best_err[better], radii[better] = mix[better], err[better], sign * (r - 1 + t)
+            previous = cand
         v = best.clamp(0, 1)
         info = {"radius_at_4x_mean": float(radii.mean())}
     elif target.attribute in ("slant", "size"):
