@@ -448,17 +448,21 @@ def guided_sample(
     options: dict[str, Any],
     target: StyleTarget,
     current: torch.Tensor,
-    scales: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0),
+    scales: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0),
     probe: int = 16,
+    refine: int = 2,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The same seeds, labels and sampling options as the unedited samples, drawn again under attribute
-    guidance; the scale is the first of ``scales`` whose mean change on the first ``probe`` images reaches
-    85 % of the request (else the one closest to it)."""
+    guidance. The scale is calibrated on the first ``probe`` images: up the geometric ladder ``scales`` until
+    the mean change reaches 85 % of the request, then ``refine`` bisections (in log scale) between the last
+    two rungs; the scale whose achieved/requested ratio is closest to 1 is used for all ``n``."""
     goal = target.goal(current)
     opts = {k: v for k, v in options.items() if k in ("sampler", "steps", "guidance")}
     m = min(probe, n)
-    best, tried = None, []
-    for s in scales:
+    req = float((goal[:m] - current[:m]).mean())
+    tried: list[dict[str, float]] = []
+
+    def ratio(s: float) -> float:
         out = model.sample(
             n=m,
             labels=None if labels is None else labels[:m],
@@ -467,14 +471,24 @@ def guided_sample(
             **opts,
         )
         a = measure_attribute(out, target.attribute)
-        req = float((goal[:m] - current[:m]).mean())
-        ratio = float((a - current[:m]).mean()) / req if abs(req) > 1e-9 else 1.0
-        tried.append({"scale": s, "achieved_over_requested": ratio})
-        if best is None or abs(ratio - 1) < abs(best[1] - 1):
-            best = (s, ratio)
-        if ratio >= 0.85:
+        r = float((a - current[:m]).mean()) / req if abs(req) > 1e-9 else 1.0
+        tried.append({"scale": s, "achieved_over_requested": r})
+        return r
+
+    low = None
+    for s in scales:
+        r = ratio(s)
+        if r >= 0.85:
+            high = s
+            for _ in range(refine if low is not None and r > 1.25 else 0):
+                mid = math.sqrt(low * high)
+                if ratio(mid) >= 0.85:
+                    high = mid
+                else:
+                    low = mid
             break
-    scale = best[0]
+        low = s
+    scale = min(tried, key=lambda t: abs(t["achieved_over_requested"] - 1))["scale"]
     images = model.sample(
         n=n, labels=labels, seed=seed, x0_grad=attribute_guidance(target.attribute, goal, scale), **opts
     )
