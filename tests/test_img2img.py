@@ -153,3 +153,26 @@ def test_variations_of_an_image_with_a_diffusion_creator_are_sdedit(tiny_ddpm_ck
     assert not torch.equal(gen.resample(out, "more steps", steps=8).images, out.images)
     with pytest.raises(ValueError, match="strength must be in"):
         GenerationAgent(str(tiny_ddpm_ckpt), strength=2.0)
+
+
+def test_refinements_of_sdedit_samples_redo_the_edit(tiny_ddpm_ckpt, data, tmp_path) -> None:
+    """guidance, steps and finetune of image-to-image samples edit the same input again (never a fresh sample,
+    and never an option the creator does not know)."""
+    from artdirector.agents import Action, GenerationAgent, RefinementAgent
+
+    request = interpret("make this 3 look like an 8", True)
+    gen = GenerationAgent(str(tiny_ddpm_ckpt), seed=0, request=request, strength=0.5)
+    base = load_base(gen, tmp_path)
+    out = gen.generate(request, 4, base=base)
+    ref = RefinementAgent(gen, datamodule=data, output_dir=tmp_path)
+    for action in (Action("guidance", {"scale": 3.0}), Action("finetune", {"steps": 2})):
+        cand = ref.refine(out, action)
+        assert cand.samples.source is out.source and cand.samples.images.shape == out.images.shape
+        assert cand.samples.options["strength"] == 0.5
+
+
+def load_base(gen, tmp_path):
+    from artdirector.agents import load_input
+
+    Image.new("L", (28, 28), 0).save(tmp_path / "in.png")
+    return load_input(tmp_path / "in.png", gen)

@@ -519,6 +519,16 @@ class RefinementAgent:
             z = samples.latents if samples.latents is not None else self.gen.latents(len(samples))
             images = self.gen.from_latents(z, model=new_model, labels=samples.labels).images
             new = samples.derived(images, z.cpu(), action, model=str(out))
+        elif samples.source is not None:  # image-to-image: the same edit of the same input, new weights
+            opts = {k: samples.options[k] for k in ("sampler", "steps", "guidance") if k in samples.options}
+            images = new_model.sdedit(
+                samples.source.to(self.gen.device),
+                samples.labels,
+                strength=float(samples.options["strength"]),
+                seed=samples.seed,
+                **opts,
+            ).cpu()
+            new = samples.derived(images, None, action, model=str(out))
         else:  # the same seeds, labels and options through the new weights
             d = wrap(new_model, out).sample(
                 len(samples), samples.labels, seed=samples.seed, **samples.options
