@@ -706,9 +706,14 @@ def run_prompt(
     directed = SceneDirector(creators, detector, max_rounds=args.max_rounds, **kw).run(p)
     t2 = time.perf_counter()
     rec = {
-        "one_shot": {"passed": one.passed, "seconds": round(t1 - t0, 4), "reasons": _reasons(one.verdict)},
+        # "passed" is the detector's blind check; with style words, score_style below adds the edits' goals
+        "one_shot": {
+            "passed": one.verdict.passed,
+            "seconds": round(t1 - t0, 4),
+            "reasons": _reasons(one.verdict),
+        },
         "directed": {
-            "passed": directed.passed,
+            "passed": directed.verdict.passed,
             "rounds": len(directed.rounds) - 1,
             "seconds": round(t2 - t1, 4),
             "stop": directed.stop,
@@ -719,7 +724,7 @@ def run_prompt(
     if p.style:
         for key, res in (("one_shot", one), ("directed", directed)):
             edits = _edits(res)
-            rec[key] |= {**score_style(res.passed, edits), "edits": edits}
+            rec[key] |= {**score_style(res.verdict.passed, edits), "edits": edits}
     return rec, one, directed
 
 

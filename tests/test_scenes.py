@@ -279,3 +279,25 @@ def test_style_words_in_a_scene_edit_their_object_and_say_so(zoo_mnist, detector
     trace = json.loads((tmp_path / "trace.json").read_text())
     jsonschema.validate(trace, SCHEMA)
     assert trace["drawings"][0]["style"][0]["target"] == "thickness +50%"
+
+
+def test_a_style_edit_that_missed_its_goal_is_redrawn(zoo_mnist, detector, monkeypatch):
+    import artdirector.agents.scene as scene_mod
+    from artdirector.scenes.compose import item_seed, styled
+
+    first = item_seed(0, 0, 0)
+
+    def missing_once(drawing, words):
+        out = styled(drawing, words)
+        if drawing.seed == first and out.style:  # the first drawing's edit "did nothing"
+            out.style = [{**s, "after": s["before"]} for s in out.style]
+        return out
+
+    monkeypatch.setattr(scene_mod, "styled", missing_once)
+    res = scene_mod.SceneDirector({"mnist": [zoo_mnist]}, detector, max_rounds=3, seed=0).run(
+        parse("a thick 3 left of a 7")
+    )
+    assert res.rounds[0]["style_missed"] == [0] and res.rounds[0]["verdict"]["passed"]
+    redraw = res.rounds[1]["actions"][0]
+    assert redraw["item"] == 0 and redraw["why"] == "its style edit missed its goal"
+    assert res.passed and res.style_ok and res.drawings[0].seed != first

@@ -37,7 +37,7 @@ from artdirector.creators import critic_logits
 from artdirector.io import atomic_write, write_json, write_text
 from artdirector.prompts import Prompt
 from artdirector.scenes.canvas import center
-from artdirector.scenes.compose import Compositor, Drawing, item_seed, render, styled
+from artdirector.scenes.compose import Compositor, Drawing, item_seed, render, style_reached, styled
 from artdirector.scenes.layout import Plan, plan
 from artdirector.scenes.verify import Verdict, verify
 
@@ -60,8 +60,14 @@ class SceneResult:
     upscale_check: dict[str, Any] | None = None
 
     @property
+    def style_ok(self) -> bool:
+        """Every styled object's edit reached its goal (True when nothing was styled)."""
+        return all(style_reached(d) for d in self.drawings)
+
+    @property
     def passed(self) -> bool:
-        return self.verdict.passed
+        """The detector's blind check passes and every style edit reached its goal."""
+        return self.verdict.passed and self.style_ok
 
 
 class SceneDirector:
@@ -161,8 +167,17 @@ class SceneDirector:
                 }
             )
             one_shot = one_shot or verdict
-            log.info("scene round %d: %s", r, "pass" if verdict.passed else "; ".join(verdict.reasons))
-            if verdict.passed:
+            # a styled object whose edit missed its goal is redrawn like one the detector failed
+            missed = [k for k, d in enumerate(drawings) if not style_reached(d)]
+            if missed:
+                rounds[-1]["style_missed"] = missed
+            log.info(
+                "scene round %d: %s%s",
+                r,
+                "pass" if verdict.passed else "; ".join(verdict.reasons),
+                f"; style missed its goal for object(s) {missed}" if missed else "",
+            )
+            if verdict.passed and not missed:
                 stop = "every check passes"
                 break
             if r == self.max_rounds:
@@ -171,7 +186,7 @@ class SceneDirector:
             if time.monotonic() - start > self.max_seconds:
                 stop = f"budget spent: {self.max_seconds:.0f} s"
                 break
-            failed = set(verdict.failed_items)
+            failed = set(verdict.failed_items) | set(missed)
             for extra in verdict.extras:  # an extra is charged to the nearest planned object
                 cx, cy = center(tuple(extra["box"]))
                 failed.add(
@@ -211,6 +226,7 @@ class SceneDirector:
                     switched = f"switched {dataset} to {comp.creators[dataset].name}; "
                 problem = (
                     next((o.problem for o in verdict.objects if o.index == k), None)
+                    or ("its style edit missed its goal" if k in missed else None)
                     or "an extra object near it"
                 )
                 drawings[k], how = self._redraw(comp, plan_, k, attempts[k])

@@ -35,6 +35,14 @@ class Drawing:
         return out
 
 
+def style_reached(drawing: Drawing, tolerance: float = 0.25) -> bool:
+    """Every style edit of the drawing reached its goal: |after - goal| <= tolerance |goal - before| (the
+    tolerance of :func:`artdirector.editing.style.measure_edit`)."""
+    return all(
+        abs(s["after"] - s["goal"]) <= tolerance * abs(s["goal"] - s["before"]) + 1e-9 for s in drawing.style
+    )
+
+
 def styled(drawing: Drawing, words: list[str]) -> Drawing:
     """The drawing with each style word's pixel edit applied in turn (Morpho-MNIST perturbations,
     :func:`artdirector.editing.style.morpho_edit`), each recorded with the attribute before and after: a
