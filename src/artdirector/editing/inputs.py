@@ -4,6 +4,7 @@ a note for every conversion (the trace states them).
 - a ``.png``/``.jpg``/``.bmp``/``.gif``/``.webp`` file of any size and mode (grey, RGB, RGBA, palette);
 - a directory of such files (sorted by name);
 - a ``.pt`` tensor of images: (N, C, H, W), (C, H, W) or (H, W), float in [-1, 1] or [0, 1], or uint8;
+  at least 8 px on a side (as an image file);
 - an earlier agent run's directory (its ``final/images.pt``).
 
 Conversions: to grey by ITU-R 601 luma (RGB), over black (RGBA: alpha-composited), to the creator's size
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from artdirector.errors import InputError
 
+MIN_SIDE = 8  # px: a smaller image cannot hold a drawing worth converting
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -42,6 +44,11 @@ def _read_file(path: Path, notes: list[str]) -> torch.Tensor:
             t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, c)
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise InputError(f"input image {path} could not be decoded; is it a valid image file?") from err
+    if min(t.shape[:2]) < MIN_SIDE:
+        raise InputError(
+            f"input image {path} is {t.shape[1]}x{t.shape[0]}: too small to hold a drawing (at least "
+            f"{MIN_SIDE}x{MIN_SIDE} px)"
+        )
     return t.permute(2, 0, 1).unsqueeze(0).float() / 255
 
 
@@ -53,7 +60,7 @@ def _from_tensor(t: object, path: Path) -> tuple[torch.Tensor, str]:
         t = t[None, None]
     elif t.ndim == 3:
         t = t[None]
-    if t.ndim != 4 or t.shape[1] not in (1, 3, 4) or min(t.shape[-2:]) < 4:
+    if t.ndim != 4 or t.shape[1] not in (1, 3, 4) or min(t.shape[-2:]) < MIN_SIDE:
         raise InputError(
             f"{path} holds a tensor of shape {tuple(t.shape)}; expected images (N, C, H, W) with C in 1, 3, 4"
         )
@@ -69,9 +76,10 @@ def _from_tensor(t: object, path: Path) -> tuple[torch.Tensor, str]:
         return ((t + 1) / 2).clamp(0, 1), "[-1, 1]"
     if lo >= -0.001 and hi <= 1.001:
         return t.clamp(0, 1), "[0, 1]"
-    if lo >= 0 and hi <= 255.5:
-        return t / 255, "[0, 255] floats"
-    raise InputError(f"{path} holds values in [{lo:.3g}, {hi:.3g}]; expected [-1, 1], [0, 1] or [0, 255]")
+    raise InputError(
+        f"{path} holds float images with values in [{lo:.3g}, {hi:.3g}]; expected floats in [-1, 1] or [0, 1] "
+        "(or uint8 for 0-255: x.to(torch.uint8), or x / 255)"
+    )
 
 
 def conform(x: torch.Tensor, shape: tuple[int, int, int], source: str, notes: list[str]) -> torch.Tensor:
