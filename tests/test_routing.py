@@ -200,8 +200,10 @@ def test_diffusion_actions_resample_the_same_seeds(creators, data, tmp_path) -> 
     assert more.options["steps"] == 4 and more.history[-1] == "steps(2 -> 4)"
     with pytest.raises(ValueError, match="does not have"):
         ref.refine(samples, Action("drs"))
-    with pytest.raises(RequestError, match="variations move latents"):
-        gen.generate(interpret("variations", True), 4, base=samples)
+    # variations of a diffusion creator's images are SDEdits of them (issue 11), never latent moves
+    varied = gen.generate(interpret("variations", True), 4, base=samples)
+    assert varied.latents is None and varied.source.shape == (4, *samples.images.shape[1:])
+    assert varied.options["strength"] == gen.strength and varied.history[-1].startswith("sdedit(")
 
 
 def test_the_director_on_a_diffusion_creator_offers_only_its_actions(creators, data, tmp_path) -> None:
@@ -277,12 +279,16 @@ def test_the_agents_work_at_the_creators_shape(tmp_path) -> None:
     Image.new("RGB", (32, 32), (200, 10, 10)).save(tmp_path / "red.png")
     inverted = load_input(tmp_path / "red.png", gen, invert_steps=2)
     assert inverted.images.shape == (1, 3, 32, 32) and inverted.latents.shape == (1, gen.latent_dim)
+    # other sizes and modes are converted to the creator's shape, each conversion noted (issue 11)
     Image.new("L", (28, 28)).save(tmp_path / "small.png")
-    with pytest.raises(InputError, match="makes 32x32 RGB images"):
-        load_input(tmp_path / "small.png", gen, invert_steps=2)
+    grey = load_input(tmp_path / "small.png", gen, invert_steps=2)
+    assert grey.images.shape == (1, 3, 32, 32)
+    assert any("grey -> RGB" in h for h in grey.history) and any("28x28 -> 32x32" in h for h in grey.history)
     torch.save(torch.zeros(2, 1, 28, 28), tmp_path / "grey.pt")
-    with pytest.raises(InputError, match=r"expected \(N, 3, 32, 32\)"):
-        load_input(tmp_path / "grey.pt", gen, invert_steps=2)
+    assert load_input(tmp_path / "grey.pt", gen, invert_steps=2).images.shape == (2, 3, 32, 32)
+    torch.save(torch.zeros(2, 2, 28, 28), tmp_path / "two.pt")
+    with pytest.raises(InputError, match="C in 1, 3, 4"):
+        load_input(tmp_path / "two.pt", gen, invert_steps=2)
 
 
 def test_a_creator_of_another_dataset_never_serves_the_request():
