@@ -106,15 +106,10 @@ def finish_actions(cfg: DictConfig, request: Request | None = None) -> list[Acti
         said[attribute] = amount
     method = cfg.get("style_method", "auto")
     for t in targets:
-        amount = (
-            f"{t.amount * 100:+g}%"
-            if t.kind == "relative"
-            else (f"={t.amount:g}" if t.kind == "value" else f"{t.amount:+g}")
-        )
         out.append(
             Action(
                 "style",
-                {"attribute": t.attribute, "amount": amount, "method": method},
+                {"attribute": t.attribute, "amount": t.spec(), "method": method},
                 why=f"style asked for: {t.describe()}",
             )
         )

@@ -57,3 +57,19 @@ def save_grid(images, path: str | Path, nrow: int = 8) -> Path:
             images.float().cpu(), p, nrow=nrow, normalize=True, value_range=(-1, 1), format="png"
         ),
     )
+
+
+def load_user_tensor(path: str | Path) -> object:
+    """A tensor file a user hands us, loaded safely (``weights_only=True``); an :class:`InputError` (one
+    line) when it cannot be read."""
+    import torch
+
+    from artdirector.errors import InputError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(
+            f"input {path} could not be read as a tensor file ({first}); save tensors with torch.save"
+        ) from err

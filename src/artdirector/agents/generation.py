@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.agents.types import Request, RequestError, Samples
-from artdirector.creators import Creator, critic_logits, load_creator, wrap
+from artdirector.creators import Creator, critic_logits, load_creator, sampling_options, wrap
 from artdirector.creators.routing import read_evidence, route
 from artdirector.errors import InputError
+from artdirector.io import load_user_tensor
 from artdirector.models.base import balanced_labels
 
 log = logging.getLogger(__name__)
@@ -212,16 +213,22 @@ class GenerationAgent:
         return self.from_latents(z, [*base.history, f"variations(spread={spread})"], labels=labels)
 
     def sdedit(
-        self, source: torch.Tensor, labels: torch.Tensor | None, seed: int, **options: Any
+        self, source: torch.Tensor, labels: torch.Tensor | None, seed: int, model: Any = None, **options: Any
     ) -> torch.Tensor:
-        opts = {k: options[k] for k in ("sampler", "steps", "guidance") if k in options}
-        return self.model.sdedit(
-            source.to(self.device),
-            labels,
-            strength=float(options.get("strength", self.strength)),
-            seed=seed,
-            **opts,
-        ).cpu()
+        """SDEdit of ``source`` by the current model (or ``model``, e.g. a candidate not yet kept) at
+        ``options["strength"]`` (default: the agent's) with the sampling options among ``options``."""
+        opts = sampling_options(options)
+        return (
+            (model if model is not None else self.model)
+            .sdedit(
+                source.to(self.device),
+                labels,
+                strength=float(options.get("strength", self.strength)),
+                seed=seed,
+                **opts,
+            )
+            .cpu()
+        )
 
     def img2img(self, base: Samples, n: int) -> Samples:
         """SDEdit (Meng et al. 2022) of ``base``'s images, each ``n // len(base)`` times or more (images in
@@ -296,16 +303,6 @@ class GenerationAgent:
         return samples
 
 
-def _load_tensor(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise InputError(
-            f"input {path} could not be read as a tensor file ({first}); save tensors with torch.save"
-        ) from err
-
-
 def check_input_images(t: torch.Tensor, path: Path, shape: tuple[int, ...] = (1, 28, 28)) -> torch.Tensor:
     """Images from a user's file: (N, *shape) (the creator's image shape), finite, in [-1, 1]; else an
     :class:`InputError`."""
@@ -346,7 +343,7 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
         images, notes = read_images(path, shape)
         labels = None
         if path.is_dir() and (path / "final" / "labels.pt").is_file() and agent.creator.num_classes:
-            t = _load_tensor(path / "final" / "labels.pt")
+            t = load_user_tensor(path / "final" / "labels.pt")
             if isinstance(t, torch.Tensor) and t.shape == (images.shape[0],):
                 labels = t.long().clamp(0, agent.creator.num_classes - 1)
         return Samples(
@@ -365,7 +362,7 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
         final = path / "final"
         if not (final / "latents.pt").is_file():
             raise InputError(f"{path} is not an agent run directory (no final/latents.pt)")
-        z, images = _load_tensor(final / "latents.pt"), _load_tensor(final / "images.pt")
+        z, images = load_user_tensor(final / "latents.pt"), load_user_tensor(final / "images.pt")
         if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[1] != agent.latent_dim:
             raise InputError(
                 f"{final / 'latents.pt'} does not hold latents of this model (N, {agent.latent_dim})"
@@ -380,7 +377,7 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
                     f"{path} was made by an unconditional creator (no final/labels.pt); "
                     f"{agent.creator.name} needs the class of each latent"
                 )
-            labels = _load_tensor(final / "labels.pt")
+            labels = load_user_tensor(final / "labels.pt")
             if not isinstance(labels, torch.Tensor) or labels.shape != (z.shape[0],):
                 raise InputError(f"{final / 'labels.pt'} does not hold one class label per latent")
             if labels.min() < 0 or labels.max() >= agent.creator.num_classes:
@@ -392,7 +389,7 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
             images=images, latents=z, model=str(agent.ckpt), labels=labels, history=[f"loaded {path}"]
         )
     if path.suffix == ".pt":
-        t = _load_tensor(path)
+        t = load_user_tensor(path)
         if isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[1] == agent.latent_dim:
             if not torch.isfinite(t).all():
                 raise InputError(f"latents in {path} hold NaN or infinite values")

@@ -266,15 +266,9 @@ class RefinementAgent:
         from artdirector.editing.style import StyleTarget, measure_edit
 
         target = StyleTarget.parse(attribute, amount)
-        p0, p1 = before_report.report.labels, after_report.report.labels
-        answers = iter([p0, p1]) if p0 is not None and p1 is not None else None
-        out = measure_edit(
-            before.images,
-            after.images,
-            target,
-            (lambda _x: next(answers).cpu()) if answers is not None else None,
-            before.labels,
-        )
+        p0, p1 = before_report.report.labels, after_report.report.labels  # the evaluator's classes
+        known = (p0.cpu(), p1.cpu()) if p0 is not None and p1 is not None else None
+        out = measure_edit(before.images, after.images, target, labels=before.labels, predicted=known)
         diff, se = (
             evaluator.fid_difference(before_report.features, after_report.features, paired=True)
             if evaluator is not None
@@ -520,14 +514,9 @@ class RefinementAgent:
             images = self.gen.from_latents(z, model=new_model, labels=samples.labels).images
             new = samples.derived(images, z.cpu(), action, model=str(out))
         elif samples.source is not None:  # image-to-image: the same edit of the same input, new weights
-            opts = {k: samples.options[k] for k in ("sampler", "steps", "guidance") if k in samples.options}
-            images = new_model.sdedit(
-                samples.source.to(self.gen.device),
-                samples.labels,
-                strength=float(samples.options["strength"]),
-                seed=samples.seed,
-                **opts,
-            ).cpu()
+            images = self.gen.sdedit(
+                samples.source, samples.labels, samples.seed, model=new_model, **samples.options
+            )
             new = samples.derived(images, None, action, model=str(out))
         else:  # the same seeds, labels and options through the new weights
             d = wrap(new_model, out).sample(

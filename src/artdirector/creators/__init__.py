@@ -123,12 +123,22 @@ class GANCreator(_Adapter):
         return self.model.sample(z=z.to(self.device), labels=labels).cpu()
 
 
+# the sampling options a diffusion creator takes (what replays its samples; other keys, e.g. an
+# image-to-image strength, are the caller's)
+SAMPLING_OPTIONS = ("sampler", "steps", "guidance")
+
+
+def sampling_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The diffusion sampling options among ``options``."""
+    return {k: options[k] for k in SAMPLING_OPTIONS if k in options}
+
+
 class DiffusionCreator(_Adapter):
     kind = "diffusion"
     capabilities = frozenset({"guidance", "steps", "trainable"})
 
     def sample(self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any) -> Drawn:
-        unknown = set(options) - {"sampler", "steps", "guidance"}
+        unknown = set(options) - set(SAMPLING_OPTIONS)
         if unknown:
             raise ValueError(f"unknown sampling options {sorted(unknown)}: use sampler, steps, guidance")
         labels = self._labels(n, condition)

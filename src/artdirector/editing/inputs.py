@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.errors import InputError
+from artdirector.io import load_user_tensor
 
 MIN_SIDE = 8  # px: a smaller image cannot hold a drawing worth converting
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -130,7 +131,7 @@ def read_images(
     if path.is_dir():
         final = path / "final" / "images.pt"
         if final.is_file():
-            t, how = _from_tensor(_load(final), final)
+            t, how = _from_tensor(load_user_tensor(final), final)
             notes.append(f"{final}: images of an earlier run ({how})")
             return conform(t, shape, final.name, notes), notes
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -142,7 +143,7 @@ def read_images(
         notes.insert(0, f"{len(files)} images from {path}")
         return torch.cat(out), notes
     if path.suffix == ".pt":
-        t, how = _from_tensor(_load(path), path)
+        t, how = _from_tensor(load_user_tensor(path), path)
         notes.append(f"{path.name}: {t.shape[0]} images ({how})")
         return conform(t, shape, path.name, notes), notes
     if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -151,13 +152,3 @@ def read_images(
         f"input {path}: expected an image file ({', '.join(IMAGE_SUFFIXES)}), a directory of them, a .pt tensor "
         "of images or an earlier run's directory"
     )
-
-
-def _load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise InputError(
-            f"{path} could not be read as a tensor file ({first}); save it with torch.save"
-        ) from err

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,12 @@ class StyleTarget:
         if self.kind == "delta":
             return current + self.amount
         return torch.full_like(current, self.amount)
+
+    def spec(self) -> str:
+        """The amount as :meth:`parse` reads it: ``"+50%"``, ``"+15"``, ``"=0"``."""
+        if self.kind == "relative":
+            return f"{self.amount * 100:+g}%"
+        return f"={self.amount:g}" if self.kind == "value" else f"{self.amount:+g}"
 
     def describe(self) -> str:
         unit = UNITS[self.attribute]
@@ -380,8 +387,10 @@ def measure_edit(
     labels: torch.Tensor | None = None,
     tolerance: float = 0.25,
     max_conformance_drop: float = 0.01,
+    predicted: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Did the attribute move by the requested amount, and was the class kept? (see the module doc)."""
+    """Did the attribute move by the requested amount, and was the class kept? (see the module doc). The
+    classes come from ``classify``, or ``predicted`` (before, after) when they are already known."""
     a0 = measure_attribute(before, target.attribute)
     a1 = measure_attribute(after, target.attribute)
     requested = target.goal(a0) - a0
@@ -400,8 +409,10 @@ def measure_edit(
     }
     moved = abs(ach_mean - req_mean) <= tolerance * abs(req_mean) if abs(req_mean) > 1e-9 else True
     kept = True
-    if classify is not None:
-        p0, p1 = classify(before), classify(after)
+    if predicted is None and classify is not None:
+        predicted = classify(before), classify(after)
+    if predicted is not None:
+        p0, p1 = predicted
         if labels is not None:
             c0 = float((p0 == labels).float().mean())
             c1 = float((p1 == labels).float().mean())
@@ -427,17 +438,17 @@ def measure_edit(
 
 
 # ---- the edit, for a creator ---------------------------------------------------------------------------
-_DIRECTIONS: dict[tuple[int, str], Direction] = {}
+_DIRECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {attribute: Direction}
 
 
 def direction_for(creator: Any, attribute: str, n: int = 2000) -> Direction:
     """The creator's fitted InterFaceGAN direction for ``attribute`` (fitted once per model object)."""
-    key = (id(creator.model), attribute)
-    if key not in _DIRECTIONS:
-        _DIRECTIONS[key] = fit_direction(
+    fitted = _DIRECTIONS.setdefault(creator.model, {})
+    if attribute not in fitted:
+        fitted[attribute] = fit_direction(
             creator.from_latents, creator.latent_dim, attribute, creator.num_classes or None, n=n
         )
-    return _DIRECTIONS[key]
+    return fitted[attribute]
 
 
 def guided_sample(
@@ -457,7 +468,9 @@ def guided_sample(
     the mean change reaches 85 % of the request, then ``refine`` bisections (in log scale) between the last
     two rungs; the scale whose achieved/requested ratio is closest to 1 is used for all ``n``."""
     goal = target.goal(current)
-    opts = {k: v for k, v in options.items() if k in ("sampler", "steps", "guidance")}
+    from artdirector.creators import sampling_options
+
+    opts = sampling_options(options)
     m = min(probe, n)
     req = float((goal[:m] - current[:m]).mean())
     tried: list[dict[str, float]] = []

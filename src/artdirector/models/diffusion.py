@@ -238,6 +238,14 @@ class DiffusionModule(ExactResume, L.LightningModule):
         e = e_u + guidance * (e_c - e_u)
         return torch.where((y == self.null_label).view(-1, 1, 1, 1), e_u, e)
 
+    def _sampling(self, sampler: str | None, steps: int | None, guidance: float | None):
+        """(sampler, steps, guidance) with the model's defaults for those not given."""
+        return (
+            sampler or self.defaults["sampler"],
+            int(steps or self.defaults["steps"]),
+            float(self.defaults["guidance"] if guidance is None else guidance),
+        )
+
     def sampling_net(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.backbone
 
@@ -262,9 +270,7 @@ class DiffusionModule(ExactResume, L.LightningModule):
         ``x0_grad(x0, rows)``: guidance by a differentiable score of the predicted clean image (attribute
         guidance, :mod:`artdirector.editing.style`): at each step the noise prediction becomes
         ``eps + sqrt(1 - abar_t) * x0_grad(x0_hat, rows)`` for the batch's images ``rows`` of the whole call."""
-        sampler = sampler or self.defaults["sampler"]
-        steps = int(steps or self.defaults["steps"])
-        guidance = float(self.defaults["guidance"] if guidance is None else guidance)
+        sampler, steps, guidance = self._sampling(sampler, steps, guidance)
         if labels is None:
             if n is None:
                 raise ValueError("sample() needs n or labels")
@@ -304,9 +310,7 @@ class DiffusionModule(ExactResume, L.LightningModule):
         (a fresh sample). The noise and the sampler's step noise come from ``seed``."""
         if not 0.0 <= float(strength) <= 1.0:
             raise ConfigError(f"SDEdit strength must be in [0, 1], got {strength}")
-        sampler = sampler or self.defaults["sampler"]
-        steps = int(steps or self.defaults["steps"])
-        guidance = float(self.defaults["guidance"] if guidance is None else guidance)
+        sampler, steps, guidance = self._sampling(sampler, steps, guidance)
         images = images.float().cpu()
         if labels is None:
             labels = torch.full((images.shape[0],), self.null_label, dtype=torch.long)
