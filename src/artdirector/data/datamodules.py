@@ -41,6 +41,9 @@ def _to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
 
 
 MNIST5K = Path(__file__).with_name("mnist5k.npz")
+# The full MNIST and FashionMNIST idx files, shipped in the repository (data/README.md: sources, licences,
+# md5): torchvision verifies and unpacks them offline. A plain wheel install does not carry them.
+SHIPPED_DATA = Path(__file__).resolve().parents[3] / "data"
 
 
 def load_mnist5k() -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,12 +203,31 @@ class TorchvisionDataModule(ImageDataModule):
         ds = self._tv_class()(str(self.root), train=train, download=self.hparams.download)
         return _to_unit_range(ds.data), ds.targets.long()
 
+    def _shipped_root(self) -> Path | None:
+        """The repository's own copy of the idx files (``data/<Dataset>/raw/*.gz`` in a source checkout),
+        when it has this dataset and ``root`` is somewhere else."""
+        raw = SHIPPED_DATA / self._tv_class().__name__ / "raw"
+        if self.root.resolve() == SHIPPED_DATA.resolve() or not list(raw.glob("*-idx*-ubyte.gz")):
+            return None
+        return SHIPPED_DATA
+
     def prepare_data(self) -> None:
         try:
             for train in (True, False):
                 self._tv_class()(str(self.root), train=train, download=self.hparams.download)
         except (RuntimeError, OSError) as err:
-            self._unavailable(err)
+            shipped = self._shipped_root() if self.hparams.fallback_to_bundled else None
+            if shipped is None:
+                self._unavailable(err)
+                return
+            log.info(
+                "%s is not in %s: using the copy shipped in the repository, %s",
+                self.dataset,
+                self.root,
+                shipped,
+            )
+            self.root = shipped
+            self.prepare_data()
 
     def _unavailable(self, err: Exception) -> None:
         where = self.root.resolve() / self._tv_class().__name__ / "raw"
@@ -241,7 +263,11 @@ class TorchvisionDataModule(ImageDataModule):
                 )
                 self.report_set = TensorDataset(*self._load(False))
             except (RuntimeError, OSError) as err:
-                self._unavailable(err)  # raises, or switches to the bundled digits
+                shipped = self._shipped_root() if self.hparams.fallback_to_bundled else None
+                if shipped is not None:  # prepare_data ran on another process (DDP rank 0) or not at all
+                    self.root = shipped
+                else:
+                    self._unavailable(err)  # raises, or switches to the bundled digits
                 return self.setup(stage)
         self.train_set = self._limit(self.train_set)
 

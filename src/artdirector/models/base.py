@@ -36,6 +36,23 @@ def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
     return torch.arange(n) % num_classes
 
 
+def ema_with_warmup(decay: float):
+    """EMA whose decay ramps up as min(decay, (1 + k) / (10 + k)) after k updates (the warm-up of
+    diffusers' EMAModel): a fixed 0.999 would still be about a third initial weights after 1,000 steps,
+    which a short run cannot afford. One decay per update (one host sync), applied with a foreach lerp to
+    float parameters and buffers; integer buffers (BatchNorm's batch counter) are copied."""
+
+    def avg(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        k = float(num_averaged)
+        d = min(decay, (1 + k) / (10 + k))
+        if averaged and averaged[0].is_floating_point():  # AveragedModel groups tensors by dtype
+            torch._foreach_lerp_(averaged, current, 1 - d)
+        else:
+            torch._foreach_copy_(averaged, current)
+
+    return avg
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss; the weights were left as they were before that step."""
 

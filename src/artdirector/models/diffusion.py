@@ -32,26 +32,13 @@ from artdirector.models.base import (
     NonFiniteLossError,
     balanced_labels,
     build_module,
+    ema_with_warmup,
     last_good_checkpoint,
     plain,
 )
 from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
-
-
-def _ema_with_warmup(decay: float):
-    """EMA whose decay ramps up as min(decay, (1 + k) / (10 + k)) after k updates (the warm-up of
-    diffusers' EMAModel): a fixed 0.999 would still be about a third initial weights after 1,000 steps,
-    which a short run cannot afford. One decay per update (one host sync), applied with a foreach lerp.
-    Float parameters and buffers only (the backbones here have no integer buffers)."""
-
-    def avg(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
-        k = float(num_averaged)
-        d = min(decay, (1 + k) / (10 + k))
-        torch._foreach_lerp_(averaged, current, 1 - d)
-
-    return avg
 
 
 def make_scheduler(sampler: str, config: Mapping[str, Any]):
@@ -151,7 +138,7 @@ class DiffusionModule(ExactResume, L.LightningModule):
         self.backbone = build_module(backbone)
         self._no_dropout_in_label_embedder()  # before the EMA copy, so that the copy has it off too
         self.ema = (
-            AveragedModel(self.backbone, multi_avg_fn=_ema_with_warmup(ema_decay), use_buffers=True)
+            AveragedModel(self.backbone, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True)
             if ema_decay > 0
             else None
         )

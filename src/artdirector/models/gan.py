@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from artdirector.errors import ConfigError
 from artdirector.models.base import (
@@ -19,6 +20,7 @@ from artdirector.models.base import (
     NonFiniteLossError,
     balanced_labels,
     build_module,
+    ema_with_warmup,
     last_good_checkpoint,
     plain,
 )
@@ -40,6 +42,7 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 
 
 UPDATE_RULES = ("simultaneous", "alternating")
+LOSSES = ("bce", "hinge")
 
 
 def diffaugment_policy(policy: str | None) -> tuple[str, ...]:
@@ -72,6 +75,11 @@ class GANModule(ExactResume, L.LightningModule):
         n_fixed_noise: size of the fixed noise batch whose grid is logged every epoch.
         fixed_noise_seed: seed of that batch, so grids are comparable across runs and resumes.
         update_rule: ``simultaneous`` (the seed's) or ``alternating``.
+        loss: ``bce`` (the seed's: D's binary cross-entropy, G's non-saturating loss) or ``hinge`` (Lim & Ye
+            2017; Miyato et al. 2018: D minimises relu(1 - D(x)) + relu(1 + D(G(z))), G maximises D(G(z))).
+        ema_decay: decay of an exponential moving average of G's weights (Yazici et al. 2019,
+            https://arxiv.org/abs/1806.04498) that every sample, latent move and grid draws from; 0 (the
+            seed's) samples the trained G itself.
         diffaugment: DiffAugment policy applied to real and fake images before D in both steps
             (:mod:`artdirector.models.diffaugment`): ``""`` off (the seed's), e.g. ``"color,translation,cutout"``;
             ``"auto"`` is decided by ``train()`` from the data card and is off when the module is built
@@ -90,13 +98,19 @@ class GANModule(ExactResume, L.LightningModule):
         fixed_noise_seed: int = 0,
         update_rule: str = "simultaneous",
         diffaugment: str = "",
+        loss: str = "bce",
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
         if update_rule not in UPDATE_RULES:
             raise ConfigError(
                 f"model.update_rule must be one of {', '.join(UPDATE_RULES)}, got {update_rule!r}"
             )
-        self.update_rule = update_rule
+        if loss not in LOSSES:
+            raise ConfigError(f"model.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if not 0 <= ema_decay < 1:
+            raise ConfigError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
+        self.update_rule, self.loss = update_rule, loss
         self.diffaugment = diffaugment_policy(diffaugment)
         self.automatic_optimization = False
         generator, discriminator = plain(generator), plain(discriminator)
@@ -114,6 +128,12 @@ class GANModule(ExactResume, L.LightningModule):
         self.save_hyperparameters(ignore=injected)
         self.generator = build_module(generator)
         self.discriminator = build_module(discriminator)
+        self.ema = None
+        if ema_decay > 0:
+            self.ema = AveragedModel(
+                self.generator, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True
+            )
+            self.ema.requires_grad_(False)
         self._optimizer_specs = (optimizer_g, optimizer_d)
         noise = torch.randn(
             n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
@@ -152,9 +172,15 @@ class GANModule(ExactResume, L.LightningModule):
         if not self.num_classes and labels is not None:
             raise ValueError("an unconditional GAN takes no labels")
 
-    def _g(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator samples come from: the weight average when there is one, else G itself."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    def _g(self, z: torch.Tensor, labels: torch.Tensor | None, net: nn.Module | None = None) -> torch.Tensor:
         self._check_labels(labels)
-        return self.generator(z, labels.to(z.device)) if self.num_classes else self.generator(z)
+        net = net or self.generator
+        return net(z, labels.to(z.device)) if self.num_classes else net(z)
 
     def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         self._check_labels(labels)
@@ -182,13 +208,15 @@ class GANModule(ExactResume, L.LightningModule):
             if labels is not None
             else [None] * len(z.split(batch_size))
         )
-        with eval_mode(self.generator):
-            return torch.cat([self._g(c, y) for c, y in zip(z.split(batch_size), ys, strict=True)])
+        g = self.sampling_generator
+        with eval_mode(g):
+            return torch.cat([self._g(c, y, g) for c, y in zip(z.split(batch_size), ys, strict=True)])
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable generation in eval mode (latent refinement needs gradients through G)."""
-        with eval_mode(self.generator):
-            return self._g(z, labels)
+        g = self.sampling_generator
+        with eval_mode(g):
+            return self._g(z, labels, g)
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Discriminator logits (N,) in eval mode (no dropout); differentiable w.r.t. ``x``."""
@@ -212,17 +240,23 @@ class GANModule(ExactResume, L.LightningModule):
                 "Resume from it with ckpt_path=<that path>, e.g. with a lower learning rate."
             )
 
-    @staticmethod
-    def _d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-        """real -> 1, fake -> 0 (the seed sums the two BCE terms)."""
+    def _d_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """bce: real -> 1, fake -> 0 (the seed sums the two BCE terms); hinge: margins of 1 either side."""
+        if self.loss == "hinge":
+            return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         return F.binary_cross_entropy_with_logits(
             d_real, torch.ones_like(d_real)
         ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
 
-    @staticmethod
-    def _g_loss(d_fake: torch.Tensor) -> torch.Tensor:
-        """The non-saturating generator loss: fake -> 1."""
+    def _g_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
+        """bce: the non-saturating generator loss (fake -> 1); hinge: -D(G(z))."""
+        if self.loss == "hinge":
+            return -d_fake.mean()
         return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch

@@ -7,6 +7,16 @@ from artdirector.models.nets.dcgan import (
     ProjectionDiscriminator,
 )
 from artdirector.models.nets.lenet import LeNet
+from artdirector.models.nets.sngan import CBNGenerator, SNProjectionDiscriminator
 from artdirector.models.nets.sr import ESPCN
 
-__all__ = ["ESPCN", "ConditionalGenerator", "Discriminator", "Generator", "LeNet", "ProjectionDiscriminator"]
+__all__ = [
+    "ESPCN",
+    "CBNGenerator",
+    "ConditionalGenerator",
+    "Discriminator",
+    "Generator",
+    "LeNet",
+    "ProjectionDiscriminator",
+    "SNProjectionDiscriminator",
+]

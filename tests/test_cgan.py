@@ -1,0 +1,114 @@
+"""The zoo's conditional GAN recipe (model=cgan): the hinge loss pushes the right way, samples come from the
+EMA of G, the class enters G at every resolution, the recipe trains and resumes exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from artdirector.models.gan import GANModule
+from artdirector.models.nets import CBNGenerator, SNProjectionDiscriminator
+from artdirector.models.nets.sngan import ConditionalBatchNorm2d
+from artdirector.train import train
+from helpers import TINY_MODEL
+
+CGAN = [
+    "model=cgan",
+    "data=fake",
+    "data.n_train=128",
+    "data.n_report=64",
+    "data.batch_size=32",
+    *[o for o in TINY_MODEL if "base_channels" not in o],
+    "model.generator.base_channels=8",
+    "model.discriminator.base_channels=8",
+]
+
+
+def _model(make_cfg, *overrides: str) -> GANModule:
+    return instantiate(make_cfg("train", [*CGAN, *overrides])["model"], _recursive_=False)
+
+
+def test_hinge_loss_ignores_confident_d_and_penalises_the_margin(make_cfg) -> None:
+    m = _model(make_cfg)
+    # D already right beyond the margin on both sides: no loss and so no gradient for D
+    assert m._d_loss(torch.tensor([1.5, 2.0]), torch.tensor([-1.0, -3.0])) == 0
+    # inside the margin: each side pays its distance to it
+    assert torch.isclose(m._d_loss(torch.tensor([0.5]), torch.tensor([0.0])), torch.tensor(0.5 + 1.0))
+    # G gains exactly by raising D's score on its samples, without saturating
+    assert m._g_loss(torch.tensor([3.0])) < m._g_loss(torch.tensor([2.0])) < m._g_loss(torch.tensor([-5.0]))
+
+
+def test_samples_come_from_the_weight_average_not_the_trained_g(make_cfg) -> None:
+    m = _model(make_cfg)
+    z, y = torch.randn(4, m.latent_dim), torch.arange(4)
+    with torch.no_grad():  # the trained G moves away from its average
+        for p in m.generator.parameters():
+            p.add_(0.5)
+    g_out = m.generator.eval()(z, y)
+    m.generator.train()
+    avg_out = m.ema.module.eval()(z, y)
+    assert not torch.allclose(g_out, avg_out)
+    assert torch.allclose(m.sample(z=z, labels=y), avg_out)
+    assert torch.allclose(m.generate(z, y), avg_out)
+    # the first update copies G; the next uses the warm-up decay min(0.999, (1 + 1) / (10 + 1))
+    m.ema.update_parameters(m.generator)
+    before = [p.detach().clone() for p in m.ema.module.parameters()]
+    with torch.no_grad():
+        for p in m.generator.parameters():
+            p.add_(1.0)
+    m.ema.update_parameters(m.generator)
+    d = 2 / 11
+    for b, a, g in zip(before, m.ema.module.parameters(), m.generator.parameters(), strict=True):
+        assert torch.allclose(a, d * b + (1 - d) * g, atol=1e-5)
+
+
+def test_the_class_enters_every_resolution_of_g() -> None:
+    g = CBNGenerator(base_channels=8).eval()
+    norms = [m for m in g.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert len(norms) == 3  # 7x7, 14x14 and 28x28
+    with torch.no_grad():
+        for n in norms:
+            n.gamma.weight.normal_()
+    z = torch.randn(1, g.latent_dim).expand(10, -1)
+    x = g(z, torch.arange(10))
+    assert x.shape == (10, 1, 28, 28) and x.abs().max() <= 1
+    assert (x[0] - x[1:]).abs().flatten(1).amax(1).min() > 0  # one latent, ten different images
+
+
+def test_projection_discriminator_is_spectrally_normalised_and_class_aware() -> None:
+    d = SNProjectionDiscriminator(base_channels=8)
+    x = torch.randn(3, 1, 28, 28)
+    for _ in range(20):  # the power iteration converges in train mode
+        d(x, torch.zeros(3, dtype=torch.long))
+    d.eval()
+    with torch.no_grad():
+        for conv in d.convs:  # the normalised weight as a matrix (the SNGAN reading of a conv's norm)
+            assert float(torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)) == pytest.approx(1.0, rel=0.1)
+    assert not torch.allclose(d(x, torch.zeros(3, dtype=torch.long)), d(x, torch.ones(3, dtype=torch.long)))
+
+
+def test_bad_loss_and_decay_are_clear_errors(make_cfg) -> None:
+    with pytest.raises(InstantiationException, match=r"model\.loss must be one of bce, hinge"):
+        _model(make_cfg, "model.loss=wasserstein")
+    with pytest.raises(InstantiationException, match=r"model.ema_decay must be in \[0, 1\)"):
+        _model(make_cfg, "model.ema_decay=1.5")
+
+
+def test_cgan_trains_and_resumes_exactly_with_its_average(make_cfg, tmp_path) -> None:
+    base = [*CGAN, "seed=5", "callbacks.fid.every_n_epochs=5"]
+    train(make_cfg("train", [*base, "trainer.max_epochs=2"], out=tmp_path / "straight"))
+    train(make_cfg("train", [*base, "trainer.max_epochs=1"], out=tmp_path / "first"))
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(make_cfg("train", [*base, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"))
+
+    def weights(name: str) -> dict[str, torch.Tensor]:
+        ckpt = tmp_path / name / "checkpoints" / "last.ckpt"
+        return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+    straight, resumed = weights("straight"), weights("resumed")
+    assert any(k.startswith("ema.") for k in straight)  # the average is in the checkpoint
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    rebuilt = GANModule.from_checkpoint(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    assert rebuilt.ema is not None and rebuilt.num_classes == 10
