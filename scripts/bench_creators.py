@@ -10,7 +10,21 @@ and FID at ``--steps-n`` samples for 25 against 250 steps (DPM-Solver++ and DDPM
 Routing evidence: a second draw (seed + 1) of ``--selection-n`` samples against the **selection** split
 (what the Generation Agent decides from: routing is a decision), stored as the card's ``selection`` block.
 Per-class FIDs on the report split for conditional creators (each class's samples against the report
-images of that class). Training images/s: ``--train-steps`` optimiser steps on random batches of
+images of that class).
+
+Independent evidence (``judge``, ``variety``, ``recall_equal_n``; ``inception`` with ``--inception``):
+
+- ``judge``: class conformance read by the judge (:mod:`artdirector.evaluation.judge`), a classifier of
+  another architecture trained apart from the LeNet whose features select creators: per requested class,
+  with min and mean, beside the judge's own accuracy on real report images of the class (``relative``:
+  conformance / that). For an unconditional creator: the share of samples in each class the judge reads.
+- ``variety``: per class, the mean pairwise pixel L2 of ``--variety-n`` generated images over that of as
+  many real report images of the class (min and mean, bootstrap SE); classes are the requested ones, or
+  the judge's reading for an unconditional creator.
+- ``recall_equal_n``: precision and recall (k = 3, LeNet features) with as many generated as real images
+  (the larger side subsampled, seeded).
+- ``inception``: Inception FID of ``--inception-n`` samples against as many report images, and the
+  seconds it took (the reference's features are cached after their first pass). Training images/s: ``--train-steps`` optimiser steps on random batches of
 ``--train-batch`` on this device, after two warm-up steps.
 
 Then the **routing regret** over a set of requests (one unconditional, one per class): the creator the
@@ -43,7 +57,8 @@ from artdirector.creators import ADAPTERS
 from artdirector.creators.routing import read_evidence, route
 from artdirector.data import TorchvisionDataModule
 from artdirector.evaluate import copy_check
-from artdirector.evaluation import Evaluator, LeNetFeatures
+from artdirector.evaluation import Evaluator, InceptionFeatures, LeNetFeatures
+from artdirector.evaluation.judge import load_judge, within_class_variety
 from artdirector.io import save_grid, write_json
 from artdirector.models.base import balanced_labels
 from artdirector.models.checkpoint import checkpoint_kind, module_class, read_checkpoint
@@ -118,6 +133,72 @@ def per_class_fids(ev: Evaluator, images, labels, real_x, real_y) -> dict[str, f
     return out
 
 
+def recall_equal_n(ev: Evaluator, r, seed: int) -> dict:
+    """Precision/recall with as many generated as real features: the evaluator draws a subset of its
+    reference when that is larger; a larger generated set is subsampled here (seeded)."""
+    fake, n_real = r.features, ev.real_features.shape[0]
+    n = min(fake.shape[0], n_real)
+    if fake.shape[0] > n:
+        keep = torch.randperm(fake.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+        r = ev.evaluate_features(fake[keep])
+    return {
+        "precision": r.precision,
+        "recall": r.recall,
+        "n": n,
+        "n_generated": int(fake.shape[0]),
+        "n_real": int(n_real),
+        "k": ev.pr_k,
+        "features": ev.identity,
+    }
+
+
+def judge_evidence(images, labels, classes: int, report_xy, args) -> tuple[dict, dict]:
+    """The judge's conformance (or class shares) and the within-class variety of the samples."""
+    judge = load_judge(args.dataset)
+    pred = judge.predict(images)
+    if classes:
+        judged = judge.conformance_per_class(images, labels, pred=pred)
+        by = labels
+    else:
+        counts = torch.bincount(pred, minlength=judge.num_classes)
+        judged = {
+            "judge": judge.identity,
+            "class_shares": {str(c): float(v) / len(pred) for c, v in enumerate(counts.tolist())},
+        }
+        by = pred
+    variety = within_class_variety(
+        images, by, report_xy.x, report_xy.y, n_per_class=args.variety_n, seed=args.seed
+    )
+    variety["classes_from"] = "requested" if classes else f"the judge's reading ({judge.identity})"
+    return judged, variety
+
+
+def inception_fid(creator, images, labels, ev_inc: Evaluator, args, device, opts) -> dict:
+    """Inception FID of --inception-n samples (the main draw when it has that many) against the report split."""
+    m, sample_seconds = args.inception_n, None
+    if images.shape[0] != m:
+        lab = balanced_labels(m, creator.num_classes) if creator.num_classes else None
+        images, sample_seconds = timed(creator, lab, m, args.seed, device, **opts)
+    sync(device)
+    t0 = time.perf_counter()
+    rep = ev_inc.evaluate(images)
+    sync(device)
+    return {
+        "fid": rep.fid,
+        "fid_se": rep.fid_se,
+        "n": m,
+        "n_real": rep.n_real,
+        "split": "report",
+        "features": ev_inc.identity,
+        "seed": args.seed,
+        "seconds": time.perf_counter() - t0,
+        "seconds_note": "the generated images' Inception features and the metrics; the reference's "
+        "features were cached (reference_seconds: their first pass)",
+        "reference_seconds": args.inception_reference_seconds,
+        "sampling_seconds": sample_seconds,
+    }
+
+
 def card_for(
     path: Path,
     ev: Evaluator,
@@ -127,6 +208,7 @@ def card_for(
     floor: tuple[float, float],
     args,
     device: torch.device,
+    ev_inc: Evaluator | None = None,
 ) -> dict:
     ckpt = read_checkpoint(path)  # read once: the model and the card's epoch/step both come from it
     kind = checkpoint_kind(ckpt)
@@ -168,6 +250,10 @@ def card_for(
     if classes:
         card["conformance"] = conformance(r.labels, labels, classes)
         card["per_class_fid"] = per_class_fids(ev, images, labels, report_xy.x, report_xy.y)
+    card["judge"], card["variety"] = judge_evidence(images.cpu(), labels, classes, report_xy, args)
+    card["recall_equal_n"] = recall_equal_n(ev, r, args.seed)
+    if ev_inc is not None:
+        card["inception"] = inception_fid(creator, images, labels, ev_inc, args, device, opts)
     # routing evidence: a fresh draw against the selection split
     m = args.selection_n
     sel_labels = balanced_labels(m, classes) if classes else None
@@ -231,6 +317,13 @@ def main() -> None:
     p.add_argument("--selection-n", type=int, default=1000, help="samples of the routing evidence")
     p.add_argument("--train-steps", type=int, default=20, help="timed training steps (0: skip)")
     p.add_argument("--train-batch", type=int, default=128)
+    p.add_argument(
+        "--variety-n", type=int, default=200, help="images per class (generated and real) for the variety"
+    )
+    p.add_argument(
+        "--inception", action="store_true", help="also the Inception FID (slow without a GPU) and its seconds"
+    )
+    p.add_argument("--inception-n", type=int, default=10_000, help="samples of the Inception FID")
     p.add_argument("--skip-regret", action="store_true")
     p.add_argument(
         "--regret-only", action="store_true", help="measure nothing: the regret table from the cards there"
@@ -277,10 +370,20 @@ def main() -> None:
     sel_floor = ev_sel.floor(dm.real_images("train", 3 * args.selection_n), args.selection_n, draws=3)
     x, y = labelled_images(dm, "report")
     report_xy = SimpleNamespace(x=x, y=y, datamodule=dm)
+    ev_inc = None
+    if args.inception:
+        ev_inc = Evaluator(InceptionFeatures(), name="inception", cache_dir="outputs/cache/reference").to(
+            device
+        )
+        sync(device)
+        t0 = time.perf_counter()
+        ev_inc.set_reference_from(dm, "report", args.inception_n)
+        sync(device)
+        args.inception_reference_seconds = time.perf_counter() - t0
     args.grids.mkdir(parents=True, exist_ok=True)
     cards = []
     for path in args.ckpts:
-        card = card_for(path, ev, ev_steps, ev_sel, report_xy, floor, args, device)
+        card = card_for(path, ev, ev_steps, ev_sel, report_xy, floor, args, device, ev_inc)
         card["selection"]["floor"] = {"fid": sel_floor[0], "sd": sel_floor[1], "n": args.selection_n}
         out = (args.out or path.parent) / f"{path.stem}.card.json"
         old = json.loads(out.read_text()) if out.is_file() else {}
@@ -307,6 +410,38 @@ def main() -> None:
             f"{1 / c['seconds_per_image']:.0f} | {m['fid']:.1f} ± {m['fid_se']:.1f} | {m['kid']:.1f} | "
             f"{m['precision']:.3f} | {m['recall']:.3f} | {conf} | {copies} | {sm['fid']:.1f} ± {sm['fid_se']:.1f} "
             f"({c['selection']['n']}) |"
+        )
+    print(
+        f"\nindependent evidence: judge conformance (requested classes; min, mean, and min relative to the "
+        f"judge on real images), variety (generated / real mean pairwise pixel L2, {args.variety_n} per "
+        "class), recall at equal n, copy rate"
+    )
+    print(
+        "| creator | judge min | judge mean | judge min / real | variety min | variety mean | "
+        "recall (n) | copy rate | Inception FID (n, s) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in cards:
+        j, v, rq, cr, inc = (
+            c.get(k) or {} for k in ("judge", "variety", "recall_equal_n", "copy_rate", "inception")
+        )
+        judged = (
+            (
+                f"{j['min']:.3f} ({j['min_class']})",
+                f"{j['mean']:.3f}",
+                f"{j.get('relative_min', float('nan')):.3f}",
+            )
+            if "min" in j
+            else ("n/a",) * 3
+        )
+        print(
+            f"| {Path(c['checkpoint']).stem} | {' | '.join(judged)} | "
+            f"{v.get('min', float('nan')):.3f} ({v.get('min_class')}) | {v.get('mean', float('nan')):.3f} | "
+            f"{rq.get('recall', float('nan')):.3f} ({rq.get('n')}) | "
+            + (f"{100 * cr['copy_rate']:.1f} %" if cr else "-")
+            + " | "
+            + (f"{inc['fid']:.2f} ({inc['n']}, {inc['seconds']:.0f} s)" if inc else "-")
+            + " |"
         )
     for c in cards:
         for row in c.get("sampling", []):

@@ -23,10 +23,21 @@ A second set, ``bench_attr_v1.json`` (version ``attr-v1``, ``--write-attr-set``)
   before|`` (:func:`score_style`); the table adds the detector's own rates, the share where the detector
   passed but style failed, and a row per style word.
 
+The held-out set, ``bench_v2.json`` (version ``v2``, 420 prompts: v1's categories with a new seed and new
+wordings, plus ``composite``), is written by ``scripts/make_prompt_set.py`` and frozen: its SHA-256 is in
+``docs/benchmarks.md``. v1 is the development set; ``--set src/artdirector/prompts/bench_v2.json`` runs v2 and
+``--write-docs`` writes its table between ``<!-- bench_prompts_v2:start -->`` and ``<!-- bench_prompts_v2:end
+-->``.
+
 For each creator set, every prompt it can draw runs through :class:`~artdirector.agents.scene.SceneDirector`
 twice with the same seed (``--seed`` plus the prompt's index in the set): **one-shot** (``max_rounds=0``) and
 **directed** (``--max-rounds``, the director's default 10). A prompt whose data set has no creator in the set
-is "n/a", not a fail. Creator sets:
+is "n/a", not a fail. Each run's final canvas is graded twice: by the **verifier** the director redraws
+against (the detector and ``scenes.verify``), and by the **second judge**
+(:class:`~artdirector.evaluation.scene_judge.SceneJudge`: connected components named by the independent judge
+classifiers), which took no part in directing. The table's headline is one-shot and the directed rate as the
+second judge grades it; the verifier's rates and the gap between the two are columns beside it. Creator
+sets:
 
 - ``zoo``: the shipped class-conditional creators (``scene_creators(zoo_checkpoints())``), or ``--ckpt``;
 - ``real``: :class:`~artdirector.scenes.real.RealCreator` on the **test** split of MNIST / FashionMNIST
@@ -38,9 +49,10 @@ is "n/a", not a fail. Creator sets:
     python scripts/bench_prompts.py --write-docs --gallery docs/images/prompts
     python scripts/bench_prompts.py --write-attr-set                  # regenerate the attribute set
     python scripts/bench_prompts.py --set src/artdirector/prompts/bench_attr_v1.json
+    python scripts/bench_prompts.py --set src/artdirector/prompts/bench_v2.json --threads 1 --write-docs
 
-Prints a markdown table (per creator set x category: prompts, one-shot and directed pass rates with 95 %
-Wilson intervals, mean repair rounds, seconds per prompt), writes the per-prompt results to ``--out`` and,
+Prints a markdown table (per creator set x category: prompts, one-shot and directed pass rates by the second
+judge and by the verifier with 95 % Wilson intervals, the gap, mean repair rounds, seconds per prompt), writes the per-prompt results to ``--out`` and,
 with ``--write-docs``, the table into ``docs/benchmarks.md`` between ``<!-- bench_prompts:start -->`` and
 ``<!-- bench_prompts:end -->`` (the attribute set: between ``<!-- bench_prompts_attr:start -->`` and
 ``<!-- bench_prompts_attr:end -->``).
@@ -66,6 +78,7 @@ from typing import Any
 import torch
 
 import artdirector.prompts as prompts_pkg
+from artdirector.evaluation.copying import wilson_interval as wilson  # the 95 % Wilson score interval
 from artdirector.io import atomic_write, file_sha256, write_json, write_text
 from artdirector.prompts import DIGIT_WORDS, PromptError, parse
 from artdirector.scenes.layout import plan
@@ -83,12 +96,17 @@ ATTR_VERSION = "attr-v1"
 ATTR_SEED = 11
 ATTR_PATH = Path(prompts_pkg.__file__).with_name("bench_attr_v1.json")
 ATTR_CATEGORY = "attribute"
-ALL_CATEGORIES = (*CATEGORIES, ATTR_CATEGORY)
 # the style words the set uses: thickness and slant (bright/dim left out: the digits' ink is near-saturated)
 ATTR_WORDS = ("thick", "bold", "thin", "slanted", "italic", "upright")
 STYLE_TOLERANCE = 0.25  # an edit reaches its goal when |after - goal| <= 0.25 |goal - before|
+# the held-out set (scripts/make_prompt_set.py): v1 is the development set, v2 the test set
+V2_VERSION = "v2"
+V2_PATH = Path(prompts_pkg.__file__).with_name("bench_v2.json")
+V2_CATEGORY = "composite"  # v2's seventh category
+ALL_CATEGORIES = (*CATEGORIES, V2_CATEGORY, ATTR_CATEGORY)
 DOCS = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench_prompts:start -->", "<!-- bench_prompts:end -->"
+V2_START, V2_END = "<!-- bench_prompts_v2:start -->", "<!-- bench_prompts_v2:end -->"
 ATTR_START, ATTR_END = "<!-- bench_prompts_attr:start -->", "<!-- bench_prompts_attr:end -->"
 PLAN_SEEDS = 3  # the set is checked to plan at these many layout seeds (0, 1, 2) besides the bench's own
 
@@ -582,13 +600,12 @@ def set_json(data: dict[str, Any]) -> str:
 
 def load_set(path: str | Path = SET_PATH) -> dict[str, Any]:
     data = json.loads(Path(path).read_text())
-    if data.get("version") not in (VERSION, ATTR_VERSION):
+    if data.get("version") not in (VERSION, ATTR_VERSION, V2_VERSION):
         log.warning(
-            "%s is prompt set %s, this script generates %s and %s",
+            "%s is prompt set %s, not one of the committed sets %s",
             path,
             data.get("version"),
-            VERSION,
-            ATTR_VERSION,
+            (VERSION, ATTR_VERSION, V2_VERSION),
         )
     return data
 
@@ -606,17 +623,6 @@ def class_balance(data: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 
 # ---- the benchmark ----------------------------------------------------------------------------------------
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95 % Wilson score interval of a proportion k/n (Wilson 1927)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    d = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / d
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, mid - half), min(1.0, mid + half))
-
-
 def creator_sets(
     args: argparse.Namespace, device: torch.device
 ) -> tuple[dict[str, dict[str, list]], list[str]]:
@@ -691,10 +697,13 @@ def _passed(run: dict[str, Any]) -> bool:
 
 
 def run_prompt(
-    creators: dict[str, list], detector, text: str, seed: int, args
+    creators: dict[str, list], detector, text: str, seed: int, args, judge: Any = None
 ) -> tuple[dict[str, Any], Any, Any]:
     """One prompt through the director, one-shot and directed (same seed: the same plan and first draws). A
-    prompt with style words also gets each run's edits and :func:`score_style`."""
+    prompt with style words also gets each run's edits and :func:`score_style`. With a ``judge``
+    (:class:`~artdirector.evaluation.scene_judge.SceneJudge`), each run's final canvas is also graded by it:
+    ``judge_passed`` and ``judge_reasons`` (for a styled prompt, ``judge_passed`` needs the edits at goal
+    too, as the verifier's pass does)."""
     from artdirector.agents.scene import SceneDirector
 
     p = parse(text)
@@ -725,6 +734,11 @@ def run_prompt(
         for key, res in (("one_shot", one), ("directed", directed)):
             edits = _edits(res)
             rec[key] |= {**score_style(res.verdict.passed, edits), "edits": edits}
+    if judge is not None:
+        for key, res in (("one_shot", one), ("directed", directed)):
+            v = judge.judge(p, res.canvas, res.plan.base * res.plan.scale)
+            rec[key] |= {"judge_passed": bool(v.passed and rec[key].get("style_ok", True))}
+            rec[key] |= {"judge_reasons": v.reasons}
     return rec, one, directed
 
 
@@ -755,10 +769,26 @@ def summarize(records: list[dict[str, Any]], sets: list[str]) -> list[dict[str, 
                     "one_shot_fails": _fail_kinds(r["one_shot"] for r in ran),
                     "directed_fails": _fail_kinds(r["directed"] for r in ran),
                 }
+                if all("judge_passed" in r["directed"] for r in ran):
+                    row |= _judge_summary(ran)
                 if any("style_ok" in r["one_shot"] for r in ran):
                     row |= _style_summary(ran)
             rows.append(row)
     return rows
+
+
+def _judge_summary(ran: list[dict[str, Any]]) -> dict[str, Any]:
+    """The second judge's columns of a row: its one-shot and directed pass rates, and the gap between the
+    verifier's directed rate and its own, with the prompts on which they disagree each way."""
+    n = len(ran)
+    out: dict[str, Any] = {}
+    for key in ("one_shot", "directed"):
+        k = sum(r[key]["judge_passed"] for r in ran)
+        out[f"{key}_judge_pass"], out[f"{key}_judge_ci"] = k / n, wilson(k, n)
+        out[f"{key}_verifier_only"] = sum(_passed(r[key]) and not r[key]["judge_passed"] for r in ran)
+        out[f"{key}_judge_only"] = sum(r[key]["judge_passed"] and not _passed(r[key]) for r in ran)
+        out[f"{key}_gap"] = (out[f"{key}_verifier_only"] - out[f"{key}_judge_only"]) / n
+    return out
 
 
 def _style_summary(ran: list[dict[str, Any]]) -> dict[str, Any]:
@@ -810,20 +840,32 @@ def _pct(p: float, ci: tuple[float, float]) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    """The headline: one-shot, then directed as graded by the second judge; the verifier's own rates and the
+    gap (verifier minus judge, directed; in brackets the prompts only the verifier / only the judge passed)
+    beside them."""
     lines = [
-        "| creator set | category | n | one-shot pass [95 % CI] | directed pass [95 % CI] | mean rounds | "
-        "s/prompt one-shot | s/prompt directed |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| creator set | category | n | **one-shot**, second judge [95 % CI] | **directed**, second judge "
+        "[95 % CI] | one-shot, verifier [95 % CI] | directed, verifier [95 % CI] | gap, directed: verifier - "
+        "judge (verifier only / judge only) | mean rounds | s/prompt one-shot | s/prompt directed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         cat = f"**{r['category']}**" if r["category"] == "overall" else r["category"]
         if not r["n"]:
-            lines.append(f"| {r['set']} | {cat} | n/a ({r['na']}) | n/a | n/a | - | - | - |")
+            lines.append(f"| {r['set']} | {cat} | n/a ({r['na']}) | n/a | n/a | n/a | n/a | - | - | - | - |")
             continue
         n = f"{r['n']}" + (f" (+{r['na']} n/a)" if r["na"] else "")
+        judged = "directed_judge_pass" in r
+        j1 = _pct(r["one_shot_judge_pass"], r["one_shot_judge_ci"]) if judged else "-"
+        j2 = _pct(r["directed_judge_pass"], r["directed_judge_ci"]) if judged else "-"
+        gap = (
+            f"{100 * r['directed_gap']:+.0f} pts ({r['directed_verifier_only']} / {r['directed_judge_only']})"
+            if judged
+            else "-"
+        )
         lines.append(
-            f"| {r['set']} | {cat} | {n} | {_pct(r['one_shot_pass'], r['one_shot_ci'])} | "
-            f"{_pct(r['directed_pass'], r['directed_ci'])} | {r['mean_rounds']:.2f} | "
+            f"| {r['set']} | {cat} | {n} | {j1} | {j2} | {_pct(r['one_shot_pass'], r['one_shot_ci'])} | "
+            f"{_pct(r['directed_pass'], r['directed_ci'])} | {gap} | {r['mean_rounds']:.2f} | "
             f"{r['seconds_one_shot']:.2f} | {r['seconds_directed']:.2f} |"
         )
     return "\n".join(lines)
@@ -903,6 +945,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _judge_line(judge: dict[str, Any] | None) -> str:
+    if not judge:
+        return ""
+    settings = "; ".join(
+        f"{k}: ink > {v['ink']:g}, dilate {v['dilate']} px, specks < {v['min_area']} px"
+        for k, v in judge["settings"].items()
+    )
+    used = ", ".join(f"`{c}`" for c in judge["classifiers"].values())
+    return f"Second judge `evaluation.scene_judge` ({settings}; classifiers {used or 'none loaded'})."
+
+
 def header(meta: dict[str, Any]) -> str:
     m = meta["machine"]
     creators = "; ".join(
@@ -916,7 +969,9 @@ def header(meta: dict[str, Any]) -> str:
         f"{meta['prompt_set']['n']} prompts, sha256 {meta['prompt_set']['sha256'][:12]}"
         + (f"; first {meta['limit']} per category" if meta["limit"] else "")
         + f"). Detector `{meta['detector']['path']}` (sha256 {meta['detector']['sha256'][:12]}), "
-        f"threshold {meta['settings']['threshold']}. Creators: {creators}. "
+        f"threshold {meta['settings']['threshold']} (the verifier). "
+        + _judge_line(meta.get("judge"))
+        + f" Creators: {creators}. "
         f"Director: {meta['settings']['canvas']} px canvas, {meta['settings']['base']} px cells, one-shot = "
         f"max_rounds 0, directed = max_rounds {meta['settings']['max_rounds']} (max_seconds "
         f"{meta['settings']['max_seconds']:g}); the seed of "
@@ -941,14 +996,20 @@ def reading(rows: list[dict[str, Any]]) -> str:
                 f"{d['arrangement']}"
             )
     return (
-        "A pass is the verifier's blind check: exactly the asked objects (classes and counts) and an "
-        "assignment of them that satisfies every relation, layout and size word. n/a: no creator of the "
-        "prompt's data set in that creator set. The `real` set draws real test-split images, so its one-shot "
-        "fail rate is the verifier's own error rate on real-object scenes; its directed rate only says that "
-        "redrawing finds images the verifier agrees with (no creator got better). Fails by kind, wrong "
+        "A pass is a blind check: exactly the asked objects (classes and counts) and an assignment of them "
+        "that satisfies every relation, layout and size word. The **verifier** (the detector and "
+        "`scenes.verify`) is the grader the director redraws against, so its directed rate says only that it "
+        "was satisfied; the **second judge** (`evaluation.scene_judge`: connected components of the ink, each "
+        "named by the independent judge classifier of its dataset) took no part in directing, and grades the "
+        "same final canvases. The headline numbers are the one-shot rates and the directed rate as graded by "
+        "the second judge; the gap column is the verifier's directed rate minus the judge's, in brackets the "
+        "prompts only the verifier passed / only the judge passed. n/a: no creator of the prompt's data set in "
+        "that creator set. The `real` set draws real test-split images, so its one-shot fail rates are each "
+        "grader's own error rate on correct real-object scenes; its directed rate only says that redrawing "
+        "finds images the verifier agrees with (no creator got better). Verifier fails by kind, wrong "
         "objects (missing, extra, wrong class) / right objects in the wrong arrangement: "
         + "; ".join(kinds)
-        + ". Per-prompt results, with the verifier's reasons: `--out` (default `outputs/bench_prompts.json`)."
+        + ". Per-prompt results, with both graders' reasons: `--out` (default `outputs/bench_prompts.json`)."
     )
 
 
@@ -1076,9 +1137,11 @@ def main(
     argv: list[str] | None = None,
     detector: Any = None,
     sets: dict[str, dict[str, list]] | None = None,
+    judge: Any = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; ``detector`` and ``sets`` ({set name: {dataset: [creators]}}) replace the shipped
-    detector and the ``--sets`` creators (tests). Returns the results JSON."""
+    """Run the benchmark; ``detector``, ``sets`` ({set name: {dataset: [creators]}}) and ``judge`` (a
+    :class:`~artdirector.evaluation.scene_judge.SceneJudge`) replace the shipped detector, the ``--sets``
+    creators and the shipped second judge (tests). Returns the results JSON."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("artdirector.agents.scene").setLevel(logging.WARNING)  # not every round of every prompt
@@ -1116,6 +1179,13 @@ def main(
     notes: list[str] = []
     if sets is None:
         sets, notes = creator_sets(args, device)
+    if judge is None:
+        from artdirector.evaluation.scene_judge import SceneJudge
+
+        judge = SceneJudge()
+    drawn = {ds for s in sets.values() for ds, cs in s.items() if cs}
+    for dataset in sorted(drawn & {o.dataset for _, e in chosen for o in parse(e["prompt"]).objects}):
+        judge.classifier(dataset)  # a missing judge classifier fails here, before any prompt runs
     meta = {
         "command": "python scripts/bench_prompts.py "
         + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
@@ -1130,6 +1200,7 @@ def main(
         "limit": args.limit,
         "categories": args.categories,
         "detector": det_info,
+        "judge": judge.describe(),
         "creators": {name: {ds: [c.name for c in cs] for ds, cs in s.items()} for name, s in sets.items()},
         "settings": {
             "seed": args.seed,
@@ -1157,10 +1228,11 @@ def main(
                 records.append(rec)
                 continue
             try:
-                res, _one, directed = run_prompt(creators, detector, e["prompt"], args.seed + i, args)
+                res, _one, directed = run_prompt(creators, detector, e["prompt"], args.seed + i, args, judge)
             except PromptError as err:  # a layout the planner could not make: a fail, said why
                 log.warning("%s %r: %s", e["id"], e["prompt"], err)
                 failed = {"passed": False, "seconds": 0.0, "reasons": [str(err)]}
+                failed |= {"judge_passed": False, "judge_reasons": [str(err)]}  # no canvas to judge
                 if p.style:
                     failed |= {"style_ok": False, "passed_with_style": False, "style_failed_only": False}
                     failed["edits"] = []  # nothing drawn: no edit reached its goal
@@ -1185,7 +1257,7 @@ def main(
                     }
                 )
             log.info(
-                "[%s %d/%d] %s %r: one-shot %s, directed %s (%d rounds, %.2f s)",
+                "[%s %d/%d] %s %r: one-shot %s, directed %s (%d rounds, %.2f s); second judge: %s, %s",
                 name,
                 j + 1,
                 len(chosen),
@@ -1195,6 +1267,8 @@ def main(
                 _verdict_word(res["directed"]),
                 res["directed"]["rounds"],
                 res["directed"]["seconds"],
+                "pass" if res["one_shot"]["judge_passed"] else "fail",
+                "pass" if res["directed"]["judge_passed"] else "fail",
             )
     meta["seconds"] = round(time.perf_counter() - start, 1)
     rows = summarize(records, list(sets))
@@ -1223,6 +1297,9 @@ def main(
         if attr_set:
             section = "## Text to scene: style attributes (`scripts/bench_prompts.py`, attribute set)"
             write_docs(Path(args.docs), md, ATTR_START, ATTR_END, section)
+        elif data.get("version") == V2_VERSION:
+            section = "### The prompt benchmark on v2 (`scripts/bench_prompts.py --set ...bench_v2.json`)"
+            write_docs(Path(args.docs), md, V2_START, V2_END, section)
         else:
             write_docs(Path(args.docs), md)
         print(f"wrote the table into {args.docs}")

@@ -1,7 +1,7 @@
 """Style edits, measured: does each technique move the attribute by the requested amount and keep the class?
 
     python scripts/bench_style.py                                   # the zoo's GANs and real test digits
-    python scripts/bench_style.py --creators real src/artdirector/zoo/cdcgan.ckpt <ddpm>.ckpt --n 500
+    python scripts/bench_style.py --creators real src/artdirector/zoo/cgan.ckpt <ddpm>.ckpt --n 500
 
 For each creator (``real``: digits of the train split, the reference for the pixel edit; or a checkpoint:
 ``--n`` samples of seed ``--seed``, classes 0-9 in turn for a conditional creator), each target (prompt words:
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument(
         "--creators",
         nargs="+",
-        default=["real", "src/artdirector/zoo/dcgan.ckpt", "src/artdirector/zoo/cdcgan.ckpt"],
+        default=["real", "src/artdirector/zoo/dcgan.ckpt", "src/artdirector/zoo/cgan.ckpt"],
     )
     ap.add_argument("--words", nargs="+", default=list(WORDS))
     ap.add_argument("--n", type=int, default=500)

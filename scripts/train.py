@@ -1,6 +1,6 @@
 """Train a model: ``python scripts/train.py model=dcgan`` (see configs/train.yaml)."""
 
-from artdirector.train import main
+from artdirector.cli import train
 
 if __name__ == "__main__":
-    main()
+    train()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from artdirector.runtime import CONFIG_DIR
 REPO = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(2)
+# Hydra runs inside earlier tests leave log handlers on streams pytest has since closed; a record sent to one
+# must not print logging's own "--- Logging error ---" report into a later test's captured stderr
+logging.raiseExceptions = False
 
 
 def compose_cfg(config_name: str, overrides: Sequence[str], out: Path) -> DictConfig:

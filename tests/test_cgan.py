@@ -85,7 +85,9 @@ def test_projection_discriminator_is_spectrally_normalised_and_class_aware() -> 
     d.eval()
     with torch.no_grad():
         for conv in d.convs:  # the normalised weight as a matrix (the SNGAN reading of a conv's norm)
-            assert float(torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)) == pytest.approx(1.0, rel=0.1)
+            assert float(torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)) == pytest.approx(
+                1.0, rel=0.1
+            )
     assert not torch.allclose(d(x, torch.zeros(3, dtype=torch.long)), d(x, torch.ones(3, dtype=torch.long)))
 
 

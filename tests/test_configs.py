@@ -11,7 +11,17 @@ from omegaconf import OmegaConf
 
 from artdirector.runtime import CONFIG_DIR
 
-GROUPS = ["data", "model", "trainer", "callbacks", "logger", "debug", "experiment", "hparams_search"]
+GROUPS = [
+    "data",
+    "model",
+    "evaluator",
+    "trainer",
+    "callbacks",
+    "logger",
+    "debug",
+    "experiment",
+    "hparams_search",
+]
 
 
 def _options(group: str) -> list[str]:
@@ -33,6 +43,53 @@ def test_every_experiment_instantiates(make_cfg, experiment: str) -> None:
     datamodule = instantiate(cfg.data)
     trainer = instantiate(cfg.trainer, logger=False)
     assert model is not None and datamodule is not None and trainer.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize(
+    ("overrides", "chosen", "says"),
+    [
+        (["data=mnist"], "lenet_mnist", "MNIST digits, 28x28 grey: the MNIST LeNet"),
+        (["data=mnist5k"], "lenet_mnist", "MNIST digits"),
+        (["data=fashion_mnist"], "lenet_fashion_mnist", "FashionMNIST garments, 28x28 grey"),
+        (["data=mnist_fashion"], "lenet_mnist", "MNIST digits and FashionMNIST garments"),
+        (["data=fake"], "lenet_mnist", "dry run"),
+        (["data=fake", "data.channels=3"], "inception", "fake 28x28x3 images"),
+        (["data=image_folder", "data.path=x"], "inception", "an image folder (28x28x1)"),
+        (
+            ["data=image_folder", "data.path=x", "data.image_size=32", "data.channels=3"],
+            "inception",
+            "32x32x3",
+        ),
+    ],
+)
+def test_the_default_evaluator_follows_the_data_and_says_why(
+    make_cfg, caplog, overrides, chosen, says
+) -> None:
+    cfg = make_cfg("train", [*overrides, "evaluator.kid_subsets=7"])
+    caplog.set_level("INFO")
+    ev = instantiate(cfg.evaluator)
+    assert ev.kid_subsets == 7  # a setting given to auto reaches the one it chose; the others are its own
+    if chosen == "inception":
+        assert ev.name == "inception" and ev.identity.startswith("inception-v3") and ev.batch_size == 100
+        assert ev.classifier is None  # a digit classifier's confidence means nothing for this data
+    else:
+        assert ev.name == "lenet" and Path(ev.feature_net.path).stem == chosen and ev.batch_size == 500
+    (said,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("evaluator=auto: ")]
+    assert says in said
+
+
+def test_every_config_that_names_an_evaluator_names_one_that_exists() -> None:
+    """Default lists and overrides in configs, scripts' usage lines and the docs: evaluator=<x> exists."""
+    import re
+
+    options = set(_options("evaluator"))
+    root = Path(CONFIG_DIR).parents[2]
+    unknown = {}
+    for path in [*Path(CONFIG_DIR).rglob("*.yaml"), *(root / "scripts").glob("*.py"), root / "README.md"]:
+        for name in re.findall(r"(?:evaluator=|- evaluator: )(\w+)", path.read_text()):
+            if name not in options:
+                unknown[name] = str(path)
+    assert not unknown
 
 
 def test_hparams_search_sets_up_optuna(make_cfg) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,8 +74,9 @@ def test_a_gain_within_noise_is_rejected_and_a_real_gain_is_kept(agents, tmp_pat
     real = ref.real_images
 
     def refine(samples, action):
-        if action.name == "drs":  # another draw of the same generator: any "gain" is noise
-            return Candidate(gen.from_latents(gen.latents(len(samples))))
+        if action.name == "drs":  # one image of 64 made a real digit, judged unpaired: a gain inside the noise
+            images = torch.cat([real[:1], samples.images[1:]])
+            return Candidate(samples.derived(images, samples.latents, action.name), paired=False)
         return Candidate(samples.derived(real[: len(samples)], samples.latents, action.name))  # real digits
 
     monkeypatch.setattr(ref, "refine", refine)
@@ -222,3 +224,43 @@ def test_catalogue_compares_only_like_with_like(tmp_path) -> None:
         "n=1000" in r.why and "report split" in r.why and "no selection-split evidence was recorded" in r.why
     )
     assert [row["fid"] for row in r.table] == [50.0, 40.0]
+
+
+@pytest.mark.parametrize("action", ["langevin", "finetune"])
+def test_a_budget_that_ends_during_a_long_action_stops_it_and_the_trace_says_so(
+    agents, tmp_path, monkeypatch, action
+) -> None:
+    """Hours of work asked for, and the budget runs out one second into it: the action stops at its next look
+    at the clock, its partial result is judged as usual, nothing else starts (no further step, no held-out
+    replay), and the trace says the budget stopped it. The agents' clock is moved on at the action's start
+    (to one second before the deadline), so that what runs before it, however slow, spends none of it."""
+    from artdirector.agents import director as director_module
+    from artdirector.agents import refinement as refinement_module
+
+    gen, ev, ref = agents
+    ref.defaults[action] = {"steps": 1_000_000}
+    offset = {"s": 0.0}
+    clock = SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset["s"])
+    monkeypatch.setattr(director_module, "time", clock)
+    monkeypatch.setattr(refinement_module, "time", clock)
+    run_action = getattr(ref, action)
+
+    def late(samples, **params):
+        offset["s"] = ref.deadline - 1.0 - time.perf_counter()
+        return run_action(samples, **params)
+
+    monkeypatch.setattr(ref, action, late)
+    t0 = time.perf_counter()
+    res = _director(agents, tmp_path / "run", _plan(action, "truncation"), max_seconds=1000).run(
+        interpret("new", False)
+    )
+    assert time.perf_counter() - t0 < 600  # not the million steps
+    trace = json.loads((tmp_path / "run" / "trace.json").read_text())
+    jsonschema.validate(trace, SCHEMA)
+    assert [s["action"] for s in trace["steps"]] == ["generate", action]
+    (step,) = res.memory.refinements
+    done = int(step.decision.split("stopped at the budget after ")[1].split()[0])
+    assert 0 < done < 1_000_000 and "of 1000000" in step.decision
+    reason = trace["stop"]["reason"]
+    assert "budget spent" in reason and f"({action}) stopped at the budget" in reason
+    assert "held-out verdict not measured" in reason and trace["verdict"] == {}

@@ -1,8 +1,8 @@
 """Bad inputs through the real entry points: each exits non-zero with a one-line reason, no traceback, no
 crash, nothing run from a checkpoint, and nothing written over an input.
 
-The cases run in process through the same ``@hydra.main`` functions the console scripts call (one Python
-start instead of thirty); two of them also run as real subprocesses, where a segfault would show.
+The cases run in process through the same entry functions the console scripts call (``artdirector.cli``; one
+Python start instead of thirty); two of them also run as real subprocesses, where a segfault would show.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from torchvision.io import write_png
 
-from artdirector import agent as agent_cli
-from artdirector import evaluate as evaluate_cli
-from artdirector import train as train_cli
+from artdirector import cli as entry
 from artdirector.models.checkpoint import CheckpointError, read_checkpoint
 from artdirector.train import train
 from conftest import compose_cfg
@@ -106,80 +104,95 @@ def _cases(f: dict[str, Path], out: Path) -> list[tuple[str, Callable, list[str]
     gan = f"ckpt={f['gan']}"
     return [
         # checkpoints
-        ("ckpt missing", agent_cli.main, [*agent, f"ckpt={out / 'nope.ckpt'}"], 2, "checkpoint not found"),
-        ("ckpt empty", agent_cli.main, [*agent, f"ckpt={f['empty']}"], 2, "is empty"),
-        ("ckpt truncated", agent_cli.main, [*agent, f"ckpt={f['truncated']}"], 2, "could not be read"),
+        ("ckpt missing", entry.agent, [*agent, f"ckpt={out / 'nope.ckpt'}"], 2, "checkpoint not found"),
+        ("ckpt empty", entry.agent, [*agent, f"ckpt={f['empty']}"], 2, "is empty"),
+        ("ckpt truncated", entry.agent, [*agent, f"ckpt={f['truncated']}"], 2, "could not be read"),
         (
             "not a ckpt",
-            evaluate_cli.main,
+            entry.evaluate,
             [*evaluate, f"ckpt={f['not_ckpt']}"],
             2,
             "not a Lightning checkpoint",
         ),
-        ("wrong kind", agent_cli.main, [*agent, f"ckpt={f['classifier']}"], 2, "'classifier' model"),
+        ("wrong kind", entry.agent, [*agent, f"ckpt={f['classifier']}"], 2, "'classifier' model"),
         (
             "pickled code, agent",
-            agent_cli.main,
+            entry.agent,
             [*agent, f"ckpt={f['pickled']}"],
             2,
             "pickled Python objects",
         ),
         (
             "pickled code, evaluate",
-            evaluate_cli.main,
+            entry.evaluate,
             [*evaluate, f"ckpt={f['pickled']}"],
             2,
             "refused to load",
         ),
-        ("pickled code, resume", train_cli.main, [*here, *TINY, f"ckpt_path={f['pickled']}"], 2, "refused"),
-        ("foreign target", agent_cli.main, [*agent, f"ckpt={f['foreign']}"], 2, "os.system"),
-        ("foreign target, evaluate", evaluate_cli.main, [*evaluate, f"ckpt={f['foreign']}"], 2, "os.system"),
+        ("pickled code, resume", entry.train, [*here, *TINY, f"ckpt_path={f['pickled']}"], 2, "refused"),
+        ("foreign target", entry.agent, [*agent, f"ckpt={f['foreign']}"], 2, "os.system"),
+        ("foreign target, evaluate", entry.evaluate, [*evaluate, f"ckpt={f['foreign']}"], 2, "os.system"),
         # inputs
         (
             "input missing",
-            agent_cli.main,
+            entry.agent,
             [*agent, gan, "request=refine", f"input={out / 'x.png'}"],
             2,
             "not found",
         ),
         (
             "png undecodable",
-            agent_cli.main,
+            entry.agent,
             [*agent, gan, "request=vary", f"input={f['bad_png']}"],
             2,
             "decoded",
         ),
         (  # any size and mode is converted (issue 11), but not an image too small to hold a drawing
             "png too small",
-            agent_cli.main,
+            entry.agent,
             [*agent, gan, "request=vary", f"input={f['tiny_png']}"],
             2,
             "is 3x3",
         ),
         (
             "wrong channels",
-            agent_cli.main,
+            entry.agent,
             [*agent, gan, "request=vary", f"input={f['two_channels']}"],
             2,
             "C in 1, 3, 4",
         ),
-        ("NaN images", agent_cli.main, [*agent, gan, "request=vary", f"input={f['nan']}"], 2, "NaN"),
-        ("out of range", agent_cli.main, [*agent, gan, "request=vary", f"input={f['range']}"], 2, "[-1, 1]"),
-        ("tensor shape", agent_cli.main, [*agent, gan, "request=vary", f"input={f['shape']}"], 2, "(5, 7)"),
+        ("NaN images", entry.agent, [*agent, gan, "request=vary", f"input={f['nan']}"], 2, "NaN"),
+        ("out of range", entry.agent, [*agent, gan, "request=vary", f"input={f['range']}"], 2, "[-1, 1]"),
+        ("tensor shape", entry.agent, [*agent, gan, "request=vary", f"input={f['shape']}"], 2, "(5, 7)"),
         # settings
-        ("unknown group value", agent_cli.main, [*agent, gan, "policy=greedy"], 1, "greedy"),
-        ("unknown key", agent_cli.main, [*agent, gan, "budget.stepz=3"], 1, "stepz"),
-        ("n < 2", agent_cli.main, [*agent, gan, "n=1"], 2, "n=1 is not allowed"),
-        ("negative budget", agent_cli.main, [*agent, gan, "budget.steps=-3"], 2, "budget.steps=-3"),
-        ("negative target", agent_cli.main, [*agent, gan, "target.fid=-1"], 2, "target.fid=-1"),
-        ("evaluate n < 2", evaluate_cli.main, [*evaluate, gan, "n_samples=0"], 2, "n_samples=0"),
-        ("bad precision", train_cli.main, [*here, *TINY, "trainer.precision=17"], 2, "trainer.precision=17"),
-        ("bad accelerator", train_cli.main, [*here, *TINY, "trainer.accelerator=abacus"], 2, "abacus"),
-        ("bad update rule", train_cli.main, [*here, *TINY, "model.update_rule=sideways"], 2, "update_rule"),
+        # Hydra's own: one line with what to write instead
+        (
+            "unknown group value",
+            entry.agent,
+            [*agent, gan, "policy=greedy"],
+            2,
+            "policy=<one of bandit, rule, threshold>",
+        ),
+        ("unknown key", entry.agent, [*agent, gan, "budget.stepz=3"], 2, "write budget.steps=3"),
+        ("unknown key, train", entry.train, [*here, *TINY, "trainer.max_epoch=3"], 2, "trainer.max_epochs=3"),
+        (
+            "negative learning rate",
+            entry.train,
+            [*here, *TINY, "model.optimizer_g.lr=-1"],
+            2,
+            "lr to a number",
+        ),
+        ("n < 2", entry.agent, [*agent, gan, "n=1"], 2, "n=1 is not allowed"),
+        ("negative budget", entry.agent, [*agent, gan, "budget.steps=-3"], 2, "budget.steps=-3"),
+        ("negative target", entry.agent, [*agent, gan, "target.fid=-1"], 2, "target.fid=-1"),
+        ("evaluate n < 2", entry.evaluate, [*evaluate, gan, "n_samples=0"], 2, "n_samples=0"),
+        ("bad precision", entry.train, [*here, *TINY, "trainer.precision=17"], 2, "trainer.precision=17"),
+        ("bad accelerator", entry.train, [*here, *TINY, "trainer.accelerator=abacus"], 2, "abacus"),
+        ("bad update rule", entry.train, [*here, *TINY, "model.update_rule=sideways"], 2, "update_rule"),
         # a SLURM request that cannot run: refused before anything is submitted
         (
             "slurm: idle GPUs",
-            train_cli.main,
+            entry.train,
             [
                 "-m",
                 "hydra/launcher=slurm",
@@ -192,7 +205,7 @@ def _cases(f: dict[str, Path], out: Path) -> list[tuple[str, Callable, list[str]
         ),
         (
             "slurm: --ntasks",
-            train_cli.main,
+            entry.train,
             [
                 "-m",
                 "hydra/launcher=slurm",
@@ -205,7 +218,7 @@ def _cases(f: dict[str, Path], out: Path) -> list[tuple[str, Callable, list[str]
         ),
         (
             "slurm: tasks per node",
-            train_cli.main,
+            entry.train,
             [
                 "-m",
                 "hydra/launcher=slurm",
@@ -219,7 +232,7 @@ def _cases(f: dict[str, Path], out: Path) -> list[tuple[str, Callable, list[str]
         # data
         (
             "data missing, no fallback",
-            train_cli.main,
+            entry.train,
             [
                 *here,
                 *TINY_MODEL,
@@ -234,15 +247,15 @@ def _cases(f: dict[str, Path], out: Path) -> list[tuple[str, Callable, list[str]
         # output
         (
             "output dir not writable",
-            train_cli.main,
+            entry.train,
             [*TINY, f"hydra.run.dir={f['a_file'] / 'run'}"],
             2,
             "a_file",
         ),
         # requests
-        ("empty request", agent_cli.main, [*agent, gan, "request="], 2, "empty request"),
-        ("unknown request", agent_cli.main, [*agent, gan, "request=qwerty"], 2, "could not tell"),
-        ("refine without input", agent_cli.main, [*agent, gan, "request=refine it"], 2, "start from"),
+        ("empty request", entry.agent, [*agent, gan, "request="], 2, "empty request"),
+        ("unknown request", entry.agent, [*agent, gan, "request=qwerty"], 2, "'qwerty'"),
+        ("refine without input", entry.agent, [*agent, gan, "request=refine it"], 2, "start from"),
     ]
 
 
@@ -293,7 +306,7 @@ def test_full_error_shows_the_traceback(files, tmp_path, capfd, monkeypatch) -> 
     )
     try:
         with pytest.raises(CheckpointError, match="not found"):
-            agent_cli.main()
+            entry.agent()
     finally:
         sys.argv = argv
 

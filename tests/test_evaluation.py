@@ -136,11 +136,25 @@ def test_evaluator_moves_to_cuda(mnist5k) -> None:
     assert ev.evaluate(mnist5k[100:200].cuda()).fid >= 0
 
 
+@pytest.mark.parametrize("name, report_acc", [("mnist", 0.99), ("fashion_mnist", 0.90)])
+def test_the_shipped_lenets_learned_from_the_train_split_and_were_chosen_on_selection(
+    name, report_acc
+) -> None:
+    net = LeNetFeatures(name)
+    assert net.num_features == 128 and net.trained_on == name and net.chosen_on == "selection"
+    assert net.report_acc >= report_acc and net.selection_acc >= report_acc
+    payload = torch.load(net.path, weights_only=True)
+    # 55,000 train images: the 5,000 selection images were held out from the 60,000 (seed 0's draw)
+    assert {s: v["n"] for s, v in payload["splits"].items()} == {
+        "train": 55000,
+        "selection": 5000,
+        "report": 10000,
+    }
+    assert 1 <= payload["selected_epoch"] <= payload["epochs"]
+
+
 def test_lenet_wrapper_and_shipped_weights(mnist5k) -> None:
     net = LeNetFeatures("mnist")
-    assert net.num_features == 128 and net.val_acc >= 0.99 and net.trained_on == "mnist"
-    fm = LeNetFeatures("fashion_mnist")
-    assert fm.val_acc >= 0.90 and fm.trained_on == "fashion_mnist"
     logits = net.logits_from_features(net(mnist5k[:500]))
     dm = Mnist5kDataModule()
     dm.setup()
@@ -173,6 +187,53 @@ def test_reference_cache_hit_miss_and_rebuild(tmp_path, mnist5k, caplog) -> None
     torch.save(payload, entry)
     ev.set_reference_from(dm, "report", 300)
     assert ev.cache.builds == 4
+
+
+def test_reference_features_of_other_weights_are_never_reused(tmp_path) -> None:
+    from artdirector.evaluation import features
+
+    dm = Mnist5kDataModule()
+    dm.setup()
+    weights = tmp_path / "lenet.pt"
+    weights.write_bytes((features.WEIGHTS_DIR / "lenet_mnist.pt").read_bytes())
+    ev = Evaluator(LeNetFeatures(weights), name="lenet", cache_dir=str(tmp_path / "cache"))
+    first = ev.set_reference_from(dm, "report", 200)
+    assert ev.identity.endswith(features.file_sha256(weights)[:12]) and ev.cache.builds == 1
+    # other weights under the same file name (a retrained net shipped in place), in the same process
+    weights.write_bytes((features.WEIGHTS_DIR / "lenet_fashion_mnist.pt").read_bytes())
+    other = Evaluator(LeNetFeatures(weights), name="lenet", cache_dir=str(tmp_path / "cache"))
+    assert other.identity != ev.identity
+    second = other.set_reference_from(dm, "report", 200)
+    assert other.cache.hits == 0 and other.cache.builds == 1 and not torch.allclose(first, second)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+def test_the_classifier_recipe_exports_the_epoch_chosen_on_selection(make_cfg, tmp_path) -> None:
+    import csv
+
+    from artdirector.data import FakeDataModule
+    from artdirector.train import train
+
+    overrides = ["model=classifier", "data=fake", "data.n_train=128", "data.n_selection=64"]
+    overrides += ["data.n_report=64", "trainer=cpu", "trainer.max_epochs=4", "callbacks=classifier"]
+    overrides += ["logger=csv", "prepare_mode=quick", "+trainer.enable_progress_bar=false", "seed=0"]
+    train(make_cfg("train", overrides, out=tmp_path / "clf"))
+    with open(tmp_path / "clf" / "csv" / "metrics.csv") as f:
+        per_epoch = [float(r["val/acc"]) for r in csv.DictReader(f) if r["val/acc"]]
+    payload = torch.load(tmp_path / "clf" / "feature_net.pt", weights_only=True)
+    best = max(range(len(per_epoch)), key=per_epoch.__getitem__)
+    assert len(per_epoch) == payload["epochs"] == 4
+    assert best + 1 < 4  # random labels: at this seed the last epoch is not the best, so "last" would fail
+    assert payload["chosen_on"] == "selection" and payload["selected_epoch"] == best + 1
+    assert payload["selection_acc"] == pytest.approx(per_epoch[best])
+    # the exported weights score that on the selection split, and the stated report accuracy on the report
+    dm = FakeDataModule(n_train=128, n_selection=64, n_report=64)
+    dm.setup()
+    net = LeNetFeatures(tmp_path / "clf" / "feature_net.pt")
+    for split, key in (("selection", "selection_acc"), ("report", "report_acc")):
+        pred = net.logits_from_features(net(dm.real_images(split))).argmax(-1)
+        assert (pred == dm.real_labels(split)).float().mean().item() == pytest.approx(payload[key])
+    assert payload["splits"] == dm.split_info()
 
 
 def test_bad_inputs_get_clear_errors(tmp_path) -> None:
@@ -278,6 +339,66 @@ def test_closed_form_fid_equals_torchmetrics_and_bootstrap_se_matches_the_spread
     nudged = draws[1] * 0.99  # the same samples, slightly moved: a paired difference is far more certain
     gain_p, se_p = ev.fid_difference(draws[1], nudged, paired=True)
     assert se_p < 0.2 * se and gain_p > 3 * se_p
+
+
+@pytest.mark.parametrize("n_real, n_fake", [(515, 1000), (1000, 515)])
+def test_precision_recall_subsample_the_larger_side_to_equal_n(n_real, n_fake) -> None:
+    g = torch.Generator().manual_seed(5)
+    ev = _evaluator(8, kid_subsets=2, kid_subset_size=100)
+    ev._use_reference(torch.randn(n_real, 8, generator=g), {"dataset": "random"})
+    fake = torch.randn(n_fake, 8, generator=g) * 1.3 + 0.3
+    r = ev.evaluate_features(fake)
+    assert r.n_pr == 515 and r.n_fake == n_fake and r.n_real == n_real and r.metrics()["n_pr"] == 515
+    # both are shares of the 515 samples on each side, not of the 1,000 (m / 515 with m not a multiple of
+    # 103 is no k / 1000)
+    for v in (r.precision, r.recall):
+        m = round(v * 515)
+        assert v == pytest.approx(m / 515, abs=1e-6) and 0 < m < 515 and m % 103 != 0
+    assert r.realism.shape == (n_fake,)  # every generated sample still gets its realism score
+    again = ev.evaluate_features(fake)  # seeded subsets: the same numbers
+    assert (again.precision, again.recall) == (r.precision, r.recall)
+
+
+def _gaussian_fids(ev, n, draws, g) -> torch.Tensor:
+    return torch.tensor([ev.frechet(torch.randn(n, 16, generator=g)) for _ in range(draws)])
+
+
+def test_the_floor_is_the_spread_of_real_draws_against_the_reference(caplog) -> None:
+    from artdirector.evaluation.evaluator import FLOOR_DRAWS
+
+    g = torch.Generator().manual_seed(6)
+    ev = _evaluator(16)
+    ev._use_reference(torch.randn(2000, 16, generator=g), {"dataset": "random", "split": "report", "n": 2000})
+    truth = _gaussian_fids(ev, 200, 200, g)  # fresh draws of the same distribution
+    floor = ev.floor_features(torch.randn(20000, 16, generator=g), 200, drawn_from="train split")
+    assert FLOOR_DRAWS >= 10 and floor["draws"] == FLOOR_DRAWS == len(floor["fids"]) and floor["disjoint"]
+    assert floor["mean"] == pytest.approx(sum(floor["fids"]) / FLOOR_DRAWS)
+    assert floor["sd"] == pytest.approx(torch.tensor(floor["fids"]).std().item())
+    assert abs(floor["mean"] - truth.mean().item()) < 3 * truth.std().item() / FLOOR_DRAWS**0.5
+    assert 0.4 * truth.std() < floor["sd"] < 2.0 * truth.std()
+    assert floor["reference"] == {"split": "report", "n": 2000, "dataset": "random"} and floor["n"] == 200
+    # a pool too small for disjoint draws: overlapping ones, and the record says so
+    small = ev.floor_features(torch.randn(500, 16, generator=g), 200, seed=1)
+    assert not small["disjoint"] and small["pool"] == 500 and small["draws"] == FLOOR_DRAWS
+    assert len(set(small["fids"])) == FLOOR_DRAWS  # ten different subsets, not one repeated
+    with caplog.at_level(logging.WARNING):
+        ev.floor_features(torch.randn(600, 16, generator=g), 200, draws=3)
+    assert "fewer than 10" in caplog.text
+    with pytest.raises(ValueError, match="n=300"):
+        ev.floor_features(torch.randn(200, 16, generator=g), 300)
+
+
+def test_the_floor_entry_points_agree(tmp_path) -> None:
+    dm = Mnist5kDataModule()
+    dm.setup()
+    ev = Evaluator(LeNetFeatures("mnist"), name="lenet", cache_dir=str(tmp_path))
+    ev.set_reference_from(dm, "selection", 500)
+    from_dm = ev.floor_from(dm, 200)  # the whole train split (3,000), its features cached
+    mean, sd = ev.floor(dm.real_images("train"), 200)
+    assert (from_dm["mean"], from_dm["sd"]) == pytest.approx((mean, sd))
+    assert from_dm["pool"] == 3000 and from_dm["drawn_from"] == "train split" and from_dm["disjoint"]
+    assert from_dm["reference"]["split"] == "selection" and from_dm["feature_network"] == ev.identity
+    assert ev.floor_from(dm, 200)["fids"] == from_dm["fids"] and ev.cache.hits >= 1
 
 
 def test_precision_recall_use_equal_counts_and_kid_subsets_differ() -> None:

@@ -48,6 +48,25 @@ def test_class_folders_become_labels_and_bad_files_are_listed(folder, tmp_path) 
     assert card["n_images"] == 20 and card["n_per_class"] == [10, 10] and len(card["corrupt_files"]) == 1
 
 
+def _bomb(path: Path) -> None:
+    """A decompression bomb: 400 M one-bit pixels (over twice PIL's MAX_IMAGE_PIXELS, which stays as shipped)
+    in a 50 kB PNG."""
+    assert Image.MAX_IMAGE_PIXELS and 2 * Image.MAX_IMAGE_PIXELS < 20_000**2
+    Image.new("1", (20_000, 20_000)).save(path)
+
+
+def test_a_decompression_bomb_is_listed_as_unreadable(folder, tmp_path) -> None:
+    _bomb(folder / "cats" / "bomb.png")
+    dm = ImageFolderDataModule(str(folder), cache_dir=str(tmp_path / "cache"))
+    dm.setup()
+    assert dm.corrupt_files == [
+        "cats/bomb.png (DecompressionBombError)",
+        "dogs/broken.png (UnidentifiedImageError)",
+    ]
+    assert dm.card()["n_images"] == 20 and "cats/bomb.png" not in dm.readable_files()
+    assert sum(dm.source_resolutions().values()) == 20
+
+
 def test_decoded_once_and_a_changed_file_rebuilds_the_cache(folder, tmp_path, caplog) -> None:
     cache = tmp_path / "cache"
     ImageFolderDataModule(str(folder), cache_dir=str(cache)).setup()
@@ -116,6 +135,7 @@ def test_train_on_a_folder_and_a_missing_one_is_one_line(folder, tmp_path) -> No
         "model.generator.base_channels=16",
         "model.discriminator.base_channels=8",
         "callbacks.fid.n_samples=4",  # a 20-image folder: 2 selection images, P/R reported as NaN, no crash
+        "evaluator.n_bootstrap=0",  # no 2048-d bootstrap FIDs on a CPU
     ]
     ok = subprocess.run(
         [*base, f"data.path={folder}", f"hydra.run.dir={tmp_path / 'run'}"],
@@ -124,6 +144,8 @@ def test_train_on_a_folder_and_a_missing_one_is_one_line(folder, tmp_path) -> No
         timeout=600,
     )
     assert ok.returncode == 0, ok.stderr[-2000:]
+    log = (tmp_path / "run" / "debug.log").read_text()  # the evaluator follows the data and says why
+    assert "evaluator=auto: an image folder (28x28x1)" in log and "FID" in log and "(inception," in log
     bad = subprocess.run(
         [*base, f"data.path={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path / 'run2'}"],
         capture_output=True,

@@ -136,7 +136,10 @@ def test_prepare_script_end_to_end_and_a_missing_folder_is_one_line(tmp_path) ->
     assert ok.returncode == 0, ok.stderr[-2000:]
     card = json.loads((run / "data_card.json").read_text())
     assert card["n_images"] == 256 + 128 + 128 and card["fid_floor"]["n"] == 128
-    assert card["fid_floor"]["draws"] == 2 and card["fid_floor"]["sd"] >= 0
+    # 3 draws (card.floor_draws) of 128 from 256 train images cannot be disjoint: they overlap, and say so
+    assert (
+        card["fid_floor"]["draws"] == 3 and not card["fid_floor"]["disjoint"] and card["fid_floor"]["sd"] >= 0
+    )
     assert (run / "data_card.md").read_text().startswith("## Data card: fake")
     (cached,) = (tmp_path / "cache" / "data_card").glob("fake_*/data_card.json")
     assert json.loads(cached.read_text()) == card
@@ -148,6 +151,33 @@ def test_prepare_script_end_to_end_and_a_missing_folder_is_one_line(tmp_path) ->
         timeout=600,
     )
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_decompression_bomb_in_the_folder_is_listed_and_the_card_written(folder, tmp_path) -> None:
+    # 400 M one-bit pixels (over twice PIL's MAX_IMAGE_PIXELS, left as shipped) in a 50 kB PNG
+    Image.new("1", (20_000, 20_000)).save(folder / "a" / "bomb.png")
+    run = tmp_path / "run"
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "prepare.py"),
+            "data=image_folder",
+            f"data.path={folder}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    card = json.loads((run / "data_card.json").read_text())
+    assert card["corrupt_files"] == [
+        "a/bomb.png (DecompressionBombError)",
+        "b/broken.png (UnidentifiedImageError)",
+    ]
+    assert card["n_corrupt"] == 2 and card["n_images"] == 34
+    assert "bomb.png" in (run / "data_card.md").read_text()
 
 
 def test_prepare_through_compose_reuses_the_cached_card(make_cfg, tmp_path) -> None:

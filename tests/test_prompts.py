@@ -1,4 +1,4 @@
-"""The prompt language (issue 10's first step): a table of prompts and their structured requests, and bad
+"""The prompt language: a table of prompts and their structured requests, and bad
 prompts with the messages that say what would work."""
 
 from __future__ import annotations
@@ -116,22 +116,20 @@ def test_scene_or_batch(text, scene, classes):
     assert interpret(text, has_input=True).scene is scene
 
 
-def test_names_object_and_lists():
-    from artdirector.prompts import names_object
-
-    assert names_object("a 3 left of a 7") and names_object("a sneaker") and names_object("draw a one")
-    assert not names_object("generate new art") and not names_object("make one more")
+def test_lists():
     p = parse("a 3, a 4 and a 5 in a column")
     assert [o.name for o in p.objects] == ["3", "4", "5"] and p.layout == {"kind": "column"}
 
 
-def test_interpret_keeps_todays_behaviour_without_objects():
+def test_interpret_reads_every_request_through_the_grammar():
     from artdirector.agents.types import RequestError, interpret
 
-    assert interpret("generate new art", False).prompt is None
-    assert interpret("zzz", has_input=True).task == "variations"
+    assert interpret("generate new art", False).prompt is None  # no object named: no prompt to record
+    assert interpret("more please", has_input=True).task == "variations"  # filler words only: the default
+    with pytest.raises(PromptError, match="'zzz'"):
+        interpret("zzz", has_input=True)  # an unknown word is named, not read as "variations of the input"
     with pytest.raises(PromptError, match="'quickly'"):
-        interpret("draw a 7 quickly", False)  # a prompt naming an object is parsed whole: nothing dropped
+        interpret("draw a 7 quickly", False)
     with pytest.raises(RequestError, match="scenes are created"):
         interpret("refine a 3 left of a 7", True)
 

@@ -157,7 +157,7 @@ def test_compositor_with_the_zoo_cgan():
     from artdirector.scenes.compose import Compositor, item_seed, render
 
     creators = scene_creators(zoo_checkpoints(), torch.device("cpu"))
-    assert creators["mnist"][0].name == "cdcgan"  # the unconditional dcgan cannot draw a class
+    assert creators["mnist"][0].name == "cgan"  # the unconditional dcgan cannot draw a class
     comp = Compositor({"mnist": creators["mnist"][0]})
     pl = plan(parse("a 3 left of a 7"), seed=0)
     drawings = [comp.draw(it, item_seed(0, k, 0)) for k, it in enumerate(pl.items)]

@@ -309,7 +309,8 @@ def test_dcgan_trains_on_a_32x32x3_folder_and_the_lenet_fid_is_one_line(folder, 
     assert ok.returncode == 0, ok.stderr[-3000:]
     grids = sorted((tmp_path / "ok" / "grids").glob("*.png"))
     assert grids and Image.open(grids[-1]).mode == "RGB"
-    bad = _run(*base, "callbacks.fid.n_samples=8", cwd=tmp_path / "lenet")  # evaluator=fid_lenet, the default
+    # the default evaluator (auto) follows the data; an explicit LeNet on RGB images is a one-line error
+    bad = _run(*base, "evaluator=fid_lenet", "callbacks.fid.n_samples=8", cwd=tmp_path / "lenet")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr[-3000:]
     assert "evaluator=fid_inception" in bad.stderr and "3x32x32" in bad.stderr
 

@@ -8,11 +8,16 @@ move the sample distribution towards the data, not merely raise the discriminato
   the data (MMD), and the closer the larger the shift gamma.
 - Langevin on E(z) = ||z||^2 / 2 - d*(G(z)) (DDLS, Che et al. 2020) has stationary density
   exp(-E) proportional to p_g(z) p_data(z) / p_g(z) = p_data(z): the chain samples the data.
+
+DOT (Tanaka 2019) is checked on a critic whose answer is known locally: a step d(x) = 2 tanh(20 x_1), steep
+near x_1 = 0 and flat elsewhere. Its objective ||z - z0|| - d(G(z)) / k_eff has its minimum at z0 where
+|grad d| < k_eff, so DOT must leave those samples where they are and never lower any sample's score.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from types import SimpleNamespace
 
 import torch
@@ -137,3 +142,32 @@ def test_langevin_chain_samples_the_data_distribution() -> None:
     # every mode is reached (the chain does not collapse onto a few)
     nearest = torch.cdist(out.images, _CENTRES).argmin(1)
     assert torch.bincount(nearest, minlength=MODES).min() > 0.5 * len(out.images) / MODES
+
+
+class StepCritic(ToyGAN):
+    """G = identity; d(x) = 2 tanh(20 x_1): |grad d| is 40 at x_1 = 0 and below 0.03 for |x_1| > 0.5."""
+
+    def discriminate(self, x, labels=None):
+        return 2 * torch.tanh(20 * x[:, 0])
+
+
+def test_dot_never_lowers_the_critic_and_leaves_samples_whose_optimum_is_where_they_are() -> None:
+    gen, agent = _agent()
+    gen.model = gen.creator.model = StepCritic()
+    raw = gen.from_latents(gen.latents(512))
+    out = agent.refine(raw, Action("dot", {"steps": 20, "lr": 0.01})).samples
+    k_eff = float(re.search(r"k_eff=([\d.]+(?:e[-+]?\d+)?)", out.history[-1]).group(1))
+    d0, d1 = gen.model.discriminate(raw.images), gen.model.discriminate(out.images)
+    moved = (out.latents - raw.latents).norm(dim=1)
+    # the kept iterate's objective is at most z0's: d(G(z)) >= d(G(z0)) + k_eff ||z - z0|| for every sample
+    assert (d1 >= d0).all(), f"{int((d1 < d0).sum())} samples scored lower after DOT"
+    assert (d1 - d0 >= 0.999 * k_eff * moved - 1e-6).all()
+    # where the step is steep (|grad d| well above k_eff) the objective falls away from z0: those samples move up
+    z = raw.latents.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(gen.model.discriminate(z).sum(), z)
+    steep = grad.norm(dim=1) > 1.5 * k_eff
+    assert steep.sum() >= 5 and (d1[steep] > d0[steep] + 0.1).all()
+    # far from the step no point within reach scores enough to pay for the move: the samples stay exactly
+    far = raw.latents[:, 0].abs() > 0.5
+    assert far.sum() > 200 and torch.equal(out.latents[far], raw.latents[far])
+    assert torch.equal(out.images[far], raw.images[far])

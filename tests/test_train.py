@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +107,60 @@ def test_nan_loss_stops_and_names_the_last_good_checkpoint(make_cfg, tmp_path) -
     assert all(torch.isfinite(v).all() for v in _weights(last).values() if v.is_floating_point())
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_records_it_and_where_to_resume(make_cfg, tmp_path, sig) -> None:
+    """Ctrl-C (SIGINT) or a scheduler's SIGTERM during fit: run.json says interrupted, by which signal, and the
+    checkpoint and override to resume from; train.log says so too; and that checkpoint resumes."""
+    run = tmp_path / "run"
+    tiny = [*TINY, "callbacks.fid=null", "callbacks.best_checkpoint=null"]
+    args = [*tiny, "trainer.max_epochs=1000"]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "train.py"), *args, f"hydra.run.dir={run}"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C raises KeyboardInterrupt even when this test runs where SIGINT is ignored (a background job)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    last = run / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.monotonic() + 300
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert last.is_file(), "no epoch finished"
+        time.sleep(0.5)  # into the next epoch
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + sig, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    record = json.loads((run / "run.json").read_text())
+    assert record["interrupted"] is True and record["signal"] == sig.name and record["epochs_completed"] >= 1
+    resume = record["resume"]
+    assert resume["checkpoint"] == str(last) == record["checkpoints"]["last"]
+    assert resume["override"] == f"ckpt_path={last}"
+    command = shlex.split(resume["command"])
+    assert command[:2] == ["python", str(REPO / "scripts" / "train.py")] and command[-1] == resume["override"]
+    assert set(args) <= set(command)
+    log = (run / "train.log").read_text()
+    assert f"interrupted by {sig.name}" in log and resume["override"] in log
+    if sig == signal.SIGTERM:  # the checkpoint it names resumes (one more epoch; the same for SIGINT's)
+        step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+        more = make_cfg(
+            "train", [*tiny, f"trainer.max_epochs={record['epochs_completed'] + 1}"], tmp_path / "b"
+        )
+        with open_dict(more):
+            more.ckpt_path = resume["checkpoint"]
+        train(more)
+        again = json.loads((tmp_path / "b" / "run.json").read_text())
+        assert (
+            again["resumed_from"] == str(last) and again["global_step"] > step and "interrupted" not in again
+        )
+
+
 def test_missing_dataset_with_fallback_off_is_an_error(make_cfg, tmp_path) -> None:
     cfg = make_cfg(
         "train",
@@ -116,7 +177,30 @@ def test_missing_dataset_with_fallback_off_is_an_error(make_cfg, tmp_path) -> No
         train(cfg)
 
 
-def test_missing_dataset_falls_back_loudly_and_records_it(make_cfg, tmp_path, caplog) -> None:
+def test_missing_dataset_uses_the_repository_copy(make_cfg, tmp_path, caplog) -> None:
+    """A data root without the files reads the idx files shipped in the repository's data/ (full MNIST)."""
+    cfg = make_cfg(
+        "train",
+        [
+            *TINY_MODEL,
+            "data=mnist",
+            "data.batch_size=32",
+            f"data.root={tmp_path / 'empty'}",
+            "data.download=false",
+            "debug=fdr",
+        ],
+    )
+    with caplog.at_level(logging.INFO):
+        train(cfg)
+    assert "using the copy shipped in the repository" in caplog.text
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["data_used"] == "mnist"
+
+
+def test_missing_dataset_falls_back_loudly_and_records_it(make_cfg, tmp_path, caplog, monkeypatch) -> None:
+    import artdirector.data.datamodules as dms
+
+    monkeypatch.setattr(dms, "SHIPPED_DATA", tmp_path / "no_shipped_copy")  # a wheel install: no data/
     cfg = make_cfg(
         "train",
         [

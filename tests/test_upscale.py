@@ -94,6 +94,8 @@ def test_the_director_finishes_with_upscale_checks_it_and_replays_it(agents, tmp
     assert isinstance(c["met"], bool) and "consistency" in c["summary"] and c["split"] == "selection"
     assert c["fid_input"] == res.report.fid and c["fid_upscaled"] == res.finished_report.fid
     assert c["fid_difference_se"] > 0 and c["psnr_downsampled_vs_input"] > 20
+    # the tolerance is 2 paired SEs of the difference, whatever the input's FID (hundreds for the tiny GAN)
+    assert c["tolerance"] == pytest.approx(2 * c["fid_difference_se"])
     assert c["met"] == (abs(c["fid_difference"]) <= c["tolerance"])
     assert res.samples.images.shape[-1] == 28 and res.finished.images.shape == (64, 1, 56, 56)
     assert res.finished.history[-1].startswith("upscale(x2")
@@ -120,7 +122,6 @@ def test_the_director_finishes_with_upscale_checks_it_and_replays_it(agents, tmp
 def test_a_failed_check_is_stated_and_the_output_kept(agents, tmp_path, monkeypatch) -> None:
     gen, ev, ref = agents
     monkeypatch.setattr(type(ref), "CONSISTENCY_Z", -1.0)  # a bar no upscale can meet
-    monkeypatch.setattr(type(ref), "CONSISTENCY_TOLERANCE", -1.0)
     plan = RulePolicy(plans={"create": [], "variations": [], "refine": []})
     d = Director(
         gen,
@@ -137,6 +138,50 @@ def test_a_failed_check_is_stated_and_the_output_kept(agents, tmp_path, monkeypa
     assert not res.finish[0]["met"] and res.finished.images.shape[-1] == 112
     assert "check FAILED" in res.memory.steps[-1].decision
     assert "CHECK FAILED (output kept as asked)" in (tmp_path / "run" / "report.md").read_text()
+
+
+class _Shift:
+    """An evaluator whose paired FID difference is given: FID(input) - FID(upscaled) = -shift ± se."""
+
+    def __init__(self, shift: float, se: float) -> None:
+        self.shift, self.se = shift, se
+
+    def fid_difference(self, before, after, paired):
+        assert paired  # image i of the upscaled set is input i upscaled
+        return -self.shift, self.se
+
+
+@pytest.mark.parametrize(
+    ("fid_input", "shift", "se", "met"),
+    [
+        (600.0, 8.5, 0.27, False),  # 31 SE on a bad model: 2 % of its FID (12) must not hide it
+        (600.0, 0.5, 0.27, True),  # within 2 SE
+        (600.0, -0.6, 0.27, False),  # beyond 2 SE the other way
+        (12.0, 2.6, 1.73, True),  # real digits at n = 1,000 (docs/benchmarks.md): 1.5 SE
+        (26.0, 5.6, 2.37, False),  # real digits at n = 500: 2.4 SE
+        (600.0, 0.0, float("nan"), False),  # no bootstrap: not judged, never met by default
+    ],
+)
+def test_the_consistency_rule_is_two_paired_ses_whatever_the_fid(fid_input, shift, se, met) -> None:
+    from types import SimpleNamespace
+
+    from artdirector.agents import RefinementAgent, Samples
+
+    x = _digits(4)
+    before = Samples(images=x, latents=None, model="m")
+    after = Samples(images=upscale(x, 2), latents=None, model="m")
+
+    def report(fid):
+        return SimpleNamespace(fid=fid, features=torch.zeros(4, 2), split="selection")
+
+    agent = RefinementAgent(SimpleNamespace())
+    c = agent.check_upscale(before, after, report(fid_input), report(fid_input + shift), _Shift(shift, se), 2)
+    assert c["met"] is met and c["fid_difference"] == pytest.approx(shift)
+    assert ("consistency met" if met else "consistency NOT met") in c["summary"]
+    if se == se:  # finite SE: the tolerance is stated and is 2 SE
+        assert c["tolerance"] == pytest.approx(2 * se) and f"{2 * se:.3f}" in c["summary"]
+    else:
+        assert c["tolerance"] is None and "not judged" in c["summary"]
 
 
 def test_only_finishing_actions_may_finish(agents, tmp_path) -> None:

@@ -1,32 +1,28 @@
-"""``python scripts/agent.py ckpt=PATH request="generate new art" policy=threshold``: run the Director."""
+"""``python scripts/agent.py ckpt=PATH request="generate new art" policy=threshold``: run the Director.
+
+Imports are deferred to the path a request takes: a scene request never loads the batch Director's
+evaluation stack (torchmetrics' FID, Inception), the training entry point or a Lightning trainer.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from artdirector.agents import (
-    Action,
-    Director,
-    EvaluationAgent,
-    GenerationAgent,
-    RefinementAgent,
-    Request,
-    Result,
-    Samples,
-    interpret,
-    load_input,
-)
+from artdirector.agents.store import remember
+from artdirector.agents.types import Action, Request, interpret
 from artdirector.errors import ConfigError, at_least, check_settings, report_user_errors
-from artdirector.evaluate import copy_check
 from artdirector.runtime import CONFIG_DIR, ZOO_DIR, resolve_device
-from artdirector.train import card_summary, run_data_agent
+
+if TYPE_CHECKING:
+    from artdirector.agents import Director, Result, Samples
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +81,14 @@ def report_split_warnings(
     return out
 
 
-def finish_actions(cfg: DictConfig, request: Request | None = None) -> list[Action]:
-    """The finishing actions a run asks for, in order: style edits (``style={thickness: '+50%'}``, then the
-    prompt's style words: "thick sevens"), then upscaling (``upscale=2|4``, or x4 for "sharp"). A bad value
-    or two words pulling one attribute both ways is a one-line error before anything runs."""
+def _style_actions(cfg: DictConfig, spec, words: list[str]) -> list[Action]:
+    """The ``style`` finishing actions: ``style={...}`` first, then the prompt's style words."""
     from artdirector.editing.style import WORDS, StyleError, StyleTarget, targets_from_config
 
     out: list[Action] = []
-    spec = cfg.get("style")
     targets = targets_from_config(OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec)
     said: dict[str, str] = {}
-    for word in request.style_words if request is not None else []:
+    for word in words:
         attribute, amount = WORDS[word]
         if attribute in said and said[attribute] != amount:
             raise StyleError(
@@ -113,6 +106,20 @@ def finish_actions(cfg: DictConfig, request: Request | None = None) -> list[Acti
                 why=f"style asked for: {t.describe()}",
             )
         )
+    return out
+
+
+def finish_actions(cfg: DictConfig, request: Request | None = None) -> list[Action]:
+    """The finishing actions a run asks for, in order: style edits (``style={thickness: '+50%'}``, then the
+    prompt's style words: "thick sevens"), then upscaling (``upscale=2|4``, or x4 for "sharp"). A bad value
+    or two words pulling one attribute both ways is a one-line error before anything runs."""
+    out: list[Action] = []
+    spec = cfg.get("style")
+    # a scene's style words belong to their objects (the scene director edits each drawing): only a batch's
+    # words are finishing actions, and only there can two of them pull one attribute both ways
+    words = request.style_words if request is not None and not request.scene else []
+    if spec is not None or words:  # the style module loads the evaluation stack: only when asked for
+        out = _style_actions(cfg, spec, words)
     up = cfg.get("upscale")
     if up is None and request is not None and request.sharp:
         up = 4
@@ -153,6 +160,11 @@ def zoo_checkpoints() -> list[str]:
 
 def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     """Wire the agents, the policy and the Director from config; also the request and its input."""
+    from artdirector.agents import Director, EvaluationAgent, GenerationAgent, RefinementAgent, load_input
+    from artdirector.agents.store import MemoryPrior
+    from artdirector.evaluate import copy_check
+    from artdirector.train import card_summary, run_data_agent
+
     check_settings(
         cfg,
         {
@@ -246,6 +258,10 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         classify=class_predictor(selection, device),
     )
     policy = instantiate(cfg.policy)
+    if hasattr(policy, "prior"):  # what earlier runs of this creator learned (memory=false: nothing)
+        policy.prior = MemoryPrior.from_config(
+            cfg.get("memory"), generation.creator.path, classes, selection.identity, cfg.decision.z
+        )
     base = load_input(cfg.input, generation) if cfg.get("input") else None
     director = Director(
         generation,
@@ -310,58 +326,12 @@ def scene_creators(ckpts: list[str], device: torch.device) -> dict[str, list]:
 
 def run_scene(cfg: DictConfig, request: Request):
     """A scene request: the scene director with the class-conditional creators and the shipped detector."""
-    from artdirector.agents.scene import SceneDirector
-    from artdirector.models.detector import load_detector
-    from artdirector.models.superres import load_sr
+    from artdirector.agents.scene import director_from_config
 
-    sc = cfg.scene
-    check_settings(
-        cfg,
-        {
-            "scene.canvas": (
-                at_least(16),
-                "a canvas side in pixels >= 16 (default 128: four digits in a row)",
-            ),
-            "scene.base": (at_least(8), "a base cell in pixels >= 8"),
-            "scene.max_rounds": (at_least(0), "a number of repair rounds >= 0"),
-            "scene.max_seconds": (at_least(0), "a number of seconds >= 0"),
-            "scene.threshold": (lambda v: 0 < v < 1, "a detection score threshold in (0, 1)"),
-        },
-    )
-    # scene.upscale, or the run's upscale= when the scene's own is unset, or x4 for "sharp"
-    upscale = sc.get("upscale") if sc.get("upscale") is not None else cfg.get("upscale")
-    if upscale is None and request.sharp:
-        upscale = 4
-    device = resolve_device(cfg.device)
-    ckpts = (
-        zoo_checkpoints()
-        if cfg.ckpt is None
-        else (list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt])
-    )
-    creators = scene_creators(ckpts, device)
-    log.info("scene creators: %s", {ds: [c.name for c in cs] for ds, cs in creators.items()})
-    detector = load_detector(sc.detector, map_location=device)
-    if sc.get("second_stage", False):  # the shipped LeNets rename each detected object from its crop
-        from artdirector.evaluation.scene_verifier import TwoStageDetector
-
-        detector = TwoStageDetector(detector)
-    director = SceneDirector(
-        creators,
-        detector,
-        canvas=sc.canvas,
-        base=sc.base,
-        max_rounds=sc.max_rounds,
-        max_seconds=sc.max_seconds,
-        threshold=sc.threshold,
-        drs_candidates=sc.drs_candidates,
-        switch_after=sc.switch_after,
-        move_after=sc.get("move_after", 2),
-        seed=cfg.seed,
-        upscale=upscale,
-        upscaler=load_sr(map_location=device) if upscale else None,
-    )
+    director = director_from_config(cfg, sharp=request.sharp)
     out = Path(cfg.paths.output_dir)
     result = director.run(request.prompt, output_dir=out)
+    remember(cfg.get("memory"), out)
     log.info(
         "scene %r: %s after %d repair round(s) (%s); one-shot %s. Wrote %s (canvas.png, annotated.png, "
         "report.md, report.html, trace.json)",
@@ -378,8 +348,9 @@ def run_scene(cfg: DictConfig, request: Request):
 def run_agent(cfg: DictConfig) -> Result:
     director, request, base = build(cfg)
     result = director.run(request, base=base)
+    remember(cfg.get("memory"), director.output_dir)
     v = result.verdict
-    if v:
+    if v:  # {} when not measured (replay=false, or the budget was spent first: see the stop reason)
         log.info(
             "held-out verdict (report split, fresh latents): FID %.2f ± %.2f raw -> %.2f ± %.2f directed",
             v["raw"]["fid"],
@@ -397,6 +368,11 @@ def run_agent(cfg: DictConfig) -> Result:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="agent")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
+    if cfg.get("input") is not None:
+        from artdirector.agents.scene import edit_scene, is_scene_run
+
+        if is_scene_run(cfg.input):  # an earlier scene run: the request edits it ("make the 7 bigger")
+            return float(edit_scene(cfg, cfg.request, cfg.input).passed)
     request = interpret(cfg.request, has_input=cfg.get("input") is not None)
     finish_actions(cfg, request)  # a bad upscale= or style= fails here, before anything loads
     if request.scene:  # a canvas with exactly the named objects: the scene director; 1.0 when it passes

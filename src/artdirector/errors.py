@@ -4,6 +4,10 @@ A :class:`UserError` (a missing or unsafe checkpoint, a bad request, an unreadab
 data that is not there) is printed as one line saying what is wrong and what to do, and the command exits
 with status 2. ``HYDRA_FULL_ERROR=1`` shows the traceback too. Anything else is a bug and keeps its
 traceback.
+
+Mistakes in the command line itself (an unknown config group value or key) are found by Hydra while it
+composes the config, before any task function runs: :mod:`artdirector.cli` catches those around
+``@hydra.main``, with :func:`raise_hydra_errors`.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
+FULL_ERROR = "HYDRA_FULL_ERROR"
+# the user's own HYDRA_FULL_ERROR ("" when unset) while an entry point has set it to 1 (raise_hydra_errors)
+_USERS_FULL_ERROR = "ARTDIRECTOR_USERS_HYDRA_FULL_ERROR"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,22 +52,55 @@ def find_user_error(err: BaseException | None) -> UserError | None:
     return None
 
 
+def full_error() -> bool:
+    """Whether the user asked for tracebacks (``HYDRA_FULL_ERROR=1``), also while :func:`raise_hydra_errors`
+    has set the variable for its own use."""
+    return os.environ.get(_USERS_FULL_ERROR, os.environ.get(FULL_ERROR, "")) == "1"
+
+
+def raise_hydra_errors() -> None:
+    """Make Hydra raise its errors to the caller of a ``@hydra.main`` function instead of printing them and
+    exiting with status 1: it does when ``HYDRA_FULL_ERROR=1``. The user's own setting is kept aside, and
+    :func:`restore_full_error` puts it back, which the task function does first (:func:`report_user_errors`):
+    from then on Hydra, the job and whatever it starts (DDP ranks, SLURM jobs) see the user's setting."""
+    if _USERS_FULL_ERROR not in os.environ:
+        os.environ[_USERS_FULL_ERROR] = os.environ.get(FULL_ERROR, "")
+    os.environ[FULL_ERROR] = "1"
+
+
+def restore_full_error() -> None:
+    """Undo :func:`raise_hydra_errors` (nothing when it was not called)."""
+    if _USERS_FULL_ERROR in os.environ:
+        value = os.environ.pop(_USERS_FULL_ERROR)
+        if value:
+            os.environ[FULL_ERROR] = value
+        else:
+            os.environ.pop(FULL_ERROR, None)
+
+
+def exit_user_error(message: str, traceback_hint: bool = True) -> NoReturn:
+    """``message`` as one line on stderr (``error: ...``, whatever its own layout), then exit status 2."""
+    message = " ".join(str(message).split())
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    if traceback_hint:
+        print(f"(set {FULL_ERROR}=1 for the traceback)", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
 def report_user_errors(fn: F) -> F:
     """Decorate an entry function: user errors become one line on stderr and exit status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        restore_full_error()  # the task has started: Hydra's own errors are past
         try:
             return fn(*args, **kwargs)
         except Exception as err:
             user = find_user_error(err)
-            if user is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            if user is None or full_error():
                 raise
-            message = " ".join(str(user).split())  # one line, whatever the message's own layout
-            log.error("%s: %s", type(user).__name__, message)
-            print(f"error: {message}", file=sys.stderr, flush=True)
-            print("(set HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr, flush=True)
-            sys.exit(EXIT_USER_ERROR)
+            log.error("%s: %s", type(user).__name__, " ".join(str(user).split()))
+            exit_user_error(str(user))
 
     return wrapper  # type: ignore[return-value]
 

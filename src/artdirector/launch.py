@@ -7,18 +7,16 @@ wrong is one line on stderr and exit status 2, like every user error.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-from artdirector.errors import EXIT_USER_ERROR
+from artdirector.errors import exit_user_error
 
 
 def _refuse(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_USER_ERROR)
+    exit_user_error(message, traceback_hint=False)  # a check, not an exception: no traceback to show
 
 
 class OutputDirCheck(Callback):

@@ -148,14 +148,25 @@ class Director:
         if self.floor_images is None or len(self.floor_images) < self.n:
             return {}
         out = {"n": self.n, "real": "train split (in neither reference)"}
+        feats = self.eval.selection.features(self.floor_images)  # both splits share the feature network
         for split, ev in (("selection", self.eval.selection), ("report", self.eval.report)):
-            mean, sd = ev.floor(self.floor_images, self.n)
-            out[split] = {"fid": mean, "sd": sd}
+            f = ev.floor_features(feats, self.n)
+            out[split] = {"fid": f["mean"], "sd": f["sd"]}
         return out
 
     def run(self, request: Request, base: Samples | None = None) -> Result:
         start = time.perf_counter()
+        # the budget in seconds covers the whole run: the Refinement Agent's long actions look at the clock
+        # between their steps, and the finishing stage and the held-out verdict start only while time is left
+        self.refiner.deadline = start + self.max_seconds
+        try:
+            return self._run(request, base, start)
+        finally:
+            self.refiner.deadline = None
+
+    def _run(self, request: Request, base: Samples | None, start: float) -> Result:
         memory, chain = Memory(), []
+        self._cut = ""  # the last step the budget stopped part way, for the stop reason
         initial_model, initial_ckpt = self.gen.model, self.gen.ckpt
         self.creator_info = self.gen.creator.describe()
         floor = self._floors()
@@ -188,12 +199,14 @@ class Director:
                 spent = (
                     f"{len(memory.refinements)} steps"
                     if len(memory.refinements) >= self.max_steps
-                    else f"{elapsed:.0f} s"
+                    else f"{elapsed:.0f} s of {self.max_seconds:g} s"
                 )
                 stop_reason = (
                     f"budget spent ({spent}) before the target: selection FID {report.fid:.3f} > {target:.3f}"
                     " (the target may be unreachable with these actions)"
                 )
+                if elapsed >= self.max_seconds and self._cut:
+                    stop_reason += f"; {self._cut}"
                 break
             state = State(
                 request.task,
@@ -208,9 +221,20 @@ class Director:
                 stop_reason = decision.reason
                 break
             samples, report = self._act(decision, samples, report, memory, chain, start)
-        log.info("stop: %s", stop_reason)
         finished, finished_report, checks = self._finish(samples, report, memory, chain, start)
-        verdict = self._verdict(request, base, chain, initial_model, initial_ckpt) if self.replay else {}
+        if len(checks) < len(self.finish):
+            stop_reason += (
+                f"; the budget was spent before the finishing action(s) "
+                f"{', '.join(a.name for a in self.finish[len(checks) :])} (not applied)"
+            )
+        verdict: dict[str, Any] = {}  # {} when not measured (replay=false, or no time left for it)
+        if self.replay and self.refiner.out_of_time():
+            stop_reason += "; held-out verdict not measured: the budget was spent before the replay"
+        elif self.replay:
+            verdict = self._verdict(request, base, chain, initial_model, initial_ckpt)
+            if "skipped" in verdict:
+                stop_reason += f"; held-out verdict not measured: {verdict.pop('skipped')}"
+        log.info("stop: %s", stop_reason)
         result = Result(
             request,
             samples,
@@ -225,7 +249,7 @@ class Director:
             finished,
             finished_report,
             checks,
-            "_".join(dict.fromkeys(self.refiner.output_tag(a) for a in self.finish)) or None,
+            "_".join(dict.fromkeys(self.refiner.output_tag(a) for a in self.finish[: len(checks)])) or None,
         )
         write_outputs(self, result, target, time.perf_counter() - start)
         return result
@@ -234,12 +258,15 @@ class Director:
         t0 = time.perf_counter()
         params = self.refiner.params(action)
         cand = self.refiner.refine(samples, action)
+        cut = self.refiner.cut  # the budget stopped the action part way: its partial result is judged
         new_report = self._evaluate(cand.samples, cand.model)
         gain, se = self.eval.selection.fid_difference(report.features, new_report.features, cand.paired)
         accepted = gain > self.z * se and gain > 0
         decision = f"gain {gain:+.3f} {'>' if accepted else '<='} {self.z:g} x SE {se:.3f}: " + (
             "kept" if accepted else "rejected (samples and model stay as they were)"
         )
+        if cut:
+            decision += f" ({action.name} {cut})"
         if accepted:
             if cand.changes_model:
                 self.gen.use_model(cand.model, cand.model_path)
@@ -261,6 +288,8 @@ class Director:
                 time.perf_counter() - start,
             )
         )
+        if cut:
+            self._cut = f"step {step.index} ({action.name}) {cut}"
         log.info(
             "step %d %s: selection FID %.3f -> %.3f; %s (%.1fs)",
             step.index,
@@ -281,6 +310,9 @@ class Director:
             return None, None, []
         checks = []
         for action in self.finish:
+            if self.refiner.out_of_time():
+                log.warning("budget spent: finishing action %s not applied", action.name)
+                break
             t0 = time.perf_counter()
             params = self.refiner.params(action)
             cand = self.refiner.refine(samples, action)
@@ -320,6 +352,8 @@ class Director:
             )
             self._log_step(step.index, action.name, cand.samples, new_report, True)
             samples, report = cand.samples, new_report
+        if not checks:
+            return None, None, []
         return samples, report, checks
 
     def _verdict(
@@ -345,6 +379,11 @@ class Director:
                         replay = self.gen.resample(replay, what)
                 else:
                     replay = self.refiner.refine(replay, Action(link.action, dict(link.params))).samples
+                    if self.refiner.cut:  # a shortened replay is not the chain that was kept
+                        return {
+                            "skipped": f"the budget ran out during the held-out replay ({link.action} "
+                            f"{self.refiner.cut})"
+                        }
             directed = self._evaluate(replay, split="report")
             before_finish, checks = replay, []
             for link in (link for link in chain if link.finishing):  # each checked again, on the report split

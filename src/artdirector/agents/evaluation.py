@@ -8,12 +8,15 @@ verdict a run states. Decisions never see the report split.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from artdirector.agents.types import Samples
 from artdirector.creators import critic_logits
-from artdirector.evaluation import Evaluator, Report
+
+if TYPE_CHECKING:  # the evaluation stack (torchmetrics) loads with the evaluator a batch request builds
+    from artdirector.evaluation import Evaluator, Report
 
 
 @dataclass

@@ -75,10 +75,18 @@ class ThresholdPolicy:
     )
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     min_gain: float = 0.0
+    # the memory across runs (agents/store.py MemoryPrior): skip the actions that never beat their SE for
+    # this creator in its last K runs; None: no memory
+    prior: Any = None
 
     def decide(self, state: State, memory: Memory) -> Action | Stop:
+        candidates = self.actions
+        if self.prior is not None:
+            candidates, why = self.prior.skip(candidates)
+            if not candidates:
+                return Stop(why)
         actions, first = _explore_first(
-            self.actions, self.params, state, memory, "trying each action once first"
+            candidates, self.params, state, memory, "trying each action once first"
         )
         if first is not None:
             return first
@@ -103,8 +111,13 @@ class BanditPolicy:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     exploration: float = 1.0
     patience: int = 1
+    # the memory across runs (agents/store.py MemoryPrior): UCB1 starts from this creator's past mean
+    # rewards instead of pulling every arm once; None: no memory
+    prior: Any = None
 
     def decide(self, state: State, memory: Memory) -> Action | Stop:
+        if self.prior is not None:
+            memory = self.prior.combined(memory, self.actions)
         actions, first = _explore_first(
             self.actions, self.params, state, memory, "UCB1: every arm is pulled once first"
         )

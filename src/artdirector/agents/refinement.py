@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +18,9 @@ from artdirector.agents.types import Action, Candidate, Samples
 from artdirector.creators import wrap
 from artdirector.io import atomic_write
 from artdirector.models.checkpoint import checkpoint_kind, load_module, module_class, read_checkpoint
+
+if TYPE_CHECKING:
+    import lightning as L
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +64,8 @@ class RefinementAgent:
     # signature of ``check_upscale``, its name here, in ACTIONS and in REQUIRES.
     FINISHING = ("upscale", "style")
     # the consistency check of ``upscale``: met when |FID difference| <= CONSISTENCY_Z x its paired bootstrap
-    # SE, or at most CONSISTENCY_TOLERANCE x the input's FID (a relative tolerance for when the paired SE is
-    # tiny)
+    # SE (see ``check_upscale``)
     CONSISTENCY_Z = 2.0
-    CONSISTENCY_TOLERANCE = 0.02
 
     def __init__(
         self,
@@ -84,6 +87,20 @@ class RefinementAgent:
         self.defaults = {k: dict(v) for k, v in (defaults or {}).items()}
         self._calibration: tuple[int, float, float] | None = None  # (model version, a, b)
         self._finetunes = 0
+        # the run's budget: a time.perf_counter() value (None: no limit). Long actions look at the clock
+        # between their steps and stop there with what they have; ``cut`` then says how far they got.
+        self.deadline: float | None = None
+        self.cut: str | None = None
+
+    def out_of_time(self) -> bool:
+        """Has the run's budget (``deadline``) been spent?"""
+        return self.deadline is not None and time.perf_counter() >= self.deadline
+
+    def _stopped(self, done: int, of: int, unit: str) -> str:
+        """Record that the budget stopped the action in flight after ``done`` of ``of`` ``unit``."""
+        self.cut = f"stopped at the budget after {done} of {of} {unit}"
+        log.warning("%s", self.cut)
+        return self.cut
 
     @property
     def model(self) -> Any:
@@ -101,6 +118,7 @@ class RefinementAgent:
                 f"{action.name} needs {', '.join(sorted(missing))}, which {self.gen.creator.name} "
                 f"({self.gen.creator.kind}) does not have"
             )
+        self.cut = None
         out = getattr(self, action.name)(samples, **self.params(action))
         if isinstance(out, Candidate):
             return out
@@ -160,10 +178,13 @@ class RefinementAgent:
         **_: Any,
     ) -> dict[str, Any]:
         """Consistency: the evaluator reads the upscaled images through an area-downsampled copy; their FID
-        must agree with the input's at the same n, within ``CONSISTENCY_Z`` paired bootstrap SEs of the
-        difference (shared resampling indices: image i is input i upscaled) or ``CONSISTENCY_TOLERANCE`` x the
-        input's FID, whichever is larger. Also the mean per-image PSNR of area-downsample(upscaled) against
-        the input (``data_range=2``): how nearly the upscaling keeps what was there."""
+        must agree with the input's at the same n within ``CONSISTENCY_Z`` paired bootstrap SEs of the
+        difference (shared resampling indices: image i is input i upscaled). The tolerance is the noise of
+        the difference alone, so it does not grow with a worse model's FID: a shift the evaluator can tell
+        from noise at this n fails the check, whatever the input's FID. Without a bootstrap SE
+        (``n_bootstrap=0``) the check cannot be judged and is not met. Also the mean per-image PSNR of
+        area-downsample(upscaled) against the input (``data_range=2``): how nearly the upscaling keeps what
+        was there."""
         from torchmetrics.functional.image import peak_signal_noise_ratio
 
         from artdirector.models.superres import area_downsample
@@ -172,9 +193,9 @@ class RefinementAgent:
             raise ValueError("the upscale check needs the evaluator of the split it is measured on")
         diff, se = evaluator.fid_difference(before_report.features, after_report.features, paired=True)
         diff = -diff  # FID(upscaled) - FID(input)
-        z_tol = self.CONSISTENCY_Z * se if math.isfinite(se) else 0.0  # no bootstrap: the tolerance alone
-        tol = max(z_tol, self.CONSISTENCY_TOLERANCE * before_report.fid)
-        met = bool(abs(diff) <= tol)
+        judged = math.isfinite(se)
+        tol = self.CONSISTENCY_Z * se if judged else math.nan
+        met = bool(judged and abs(diff) <= tol)
         down = area_downsample(after.images, tuple(before.images.shape[-2:]))
         psnr = peak_signal_noise_ratio(
             down.float(), before.images.float(), data_range=2.0, dim=(1, 2, 3), reduction="none"
@@ -186,10 +207,13 @@ class RefinementAgent:
             f"consistency {'met' if met else 'NOT met'}: {before_report.split} FID of the x{factor} images "
             f"({size[0]}x{size[1]}, read area-downsampled) {after_report.fid:.3f} vs {before_report.fid:.3f} for "
             f"the input at n={len(before)}, difference {diff:+.3f} ± {se:.3f} (paired bootstrap SE; "
-            f"{abs(diff) / se if se > 0 else math.inf:.1f} SE); {'within' if met else 'beyond'} "
-            f"max({self.CONSISTENCY_Z:g} SE, {100 * self.CONSISTENCY_TOLERANCE:g} % of the input FID) = "
-            f"{tol:.3f}; PSNR of the downsampled "
-            f"x{factor} images against the input "
+            f"{abs(diff) / se if se > 0 else math.inf:.1f} SE); "
+            + (
+                f"{'within' if met else 'beyond'} {self.CONSISTENCY_Z:g} SE = {tol:.3f}"
+                if judged
+                else "no bootstrap SE (n_bootstrap=0): not judged"
+            )
+            + f"; PSNR of the downsampled x{factor} images against the input "
             + ("inf (identical)" if psnr_mean is None else f"{psnr_mean:.2f} dB")
         )
         return {
@@ -204,9 +228,8 @@ class RefinementAgent:
             "fid_upscaled": after_report.fid,
             "fid_difference": diff,
             "fid_difference_se": se,
-            "tolerance": tol,
+            "tolerance": tol if judged else None,
             "z": self.CONSISTENCY_Z,
-            "relative_tolerance": self.CONSISTENCY_TOLERANCE,
             "psnr_downsampled_vs_input": psnr_mean,
             "n": len(before),
         }
@@ -362,6 +385,9 @@ class RefinementAgent:
         pool = [(samples.latents, samples.images, want)]
         seen = filled = accepted = 0
         while filled < n and seen < max_candidates:
+            if not pool and self.out_of_time():  # fill from what has been scored
+                self._stopped(seen, max_candidates, "candidates")
+                break
             if pool:
                 z, x, y = pool.pop(0)
             else:  # fresh candidates of the classes still wanted, in proportion
@@ -398,7 +424,11 @@ class RefinementAgent:
                 "DRS: only %d of %d accepted in %d candidates; filled with the best rejected", filled, n, seen
             )
         log.info("DRS: acceptance rate %.3f (%d candidates)", accepted / max(seen, 1), seen)
-        return samples.derived(x_out, z_out, f"drs(gamma_percentile={gamma_percentile})")
+        return samples.derived(x_out, z_out, self._what(f"drs(gamma_percentile={gamma_percentile}"))
+
+    def _what(self, action: str) -> str:
+        """The history entry of an action, ``"name(params"`` closed here, with the budget's cut if any."""
+        return f"{action}{'; ' + self.cut if self.cut else ''})"
 
     # ---- latent refinement -----------------------------------------------------------------------
     def _labels(self, samples: Samples) -> torch.Tensor | None:
@@ -409,6 +439,19 @@ class RefinementAgent:
             raise ValueError(f"{action} refines latents; these samples have none (invert them first)")
         return samples.latents.to(self.model.device)
 
+    @contextlib.contextmanager
+    def _latent_gradients_only(self) -> Iterator[None]:
+        """The latent steps differentiate d(G(z)) with respect to z alone: the creator's weights are frozen
+        meanwhile, so that no backward pass computes (and throws away) gradients for them."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
     def langevin(
         self, samples: Samples, steps: int = 30, step_size: float = 0.01, noise: float = 1.0
     ) -> Samples:
@@ -418,22 +461,37 @@ class RefinementAgent:
         z <- z - step_size / 2 * grad E(z) + noise * sqrt(step_size) * N(0, I)."""
         z = self._need_latents(samples, "langevin").clone()
         m, y = self.model, self._labels(samples)
-        for _ in range(steps):
-            z.requires_grad_(True)
-            energy = 0.5 * z.pow(2).sum(1) - m.discriminate(m.generate(z, y), y)
-            (grad,) = torch.autograd.grad(energy.sum(), z)
-            with torch.no_grad():
-                eta = torch.randn(z.shape, generator=self.gen.generator).to(z.device)
-                z = z - 0.5 * step_size * grad + noise * math.sqrt(step_size) * eta
+        with self._latent_gradients_only():
+            for i in range(steps):
+                if self.out_of_time():
+                    self._stopped(i, steps, "steps")
+                    break
+                z.requires_grad_(True)
+                energy = 0.5 * z.pow(2).sum(1) - m.discriminate(m.generate(z, y), y)
+                (grad,) = torch.autograd.grad(energy.sum(), z)
+                with torch.no_grad():
+                    eta = torch.randn(z.shape, generator=self.gen.generator).to(z.device)
+                    z = z - 0.5 * step_size * grad + noise * math.sqrt(step_size) * eta
         z = z.detach()
         return samples.derived(
-            m.sample(z=z, labels=y).cpu(), z.cpu(), f"langevin(steps={steps}, step_size={step_size})"
+            m.sample(z=z, labels=y).cpu(),
+            z.cpu(),
+            self._what(f"langevin(steps={steps}, step_size={step_size}"),
         )
 
     def dot(self, samples: Samples, steps: int = 30, lr: float = 0.01, k_pairs: int = 500) -> Samples:
         """Discriminator Optimal Transport in latent space. Tanaka 2019, https://arxiv.org/abs/1910.06832.
-        Moves each z to argmin_z' ||z' - z|| - d(G(z')) / k_eff, with k_eff the Lipschitz constant of
-        d(G(.)) estimated on random latent pairs, by gradient descent (Adam)."""
+        Moves each z0 towards argmin_z ||z - z0|| - d(G(z)) / k_eff, with k_eff the Lipschitz constant of
+        d(G(.)) estimated on random latent pairs (the paper's max over pairs of |d(G(a)) - d(G(b))| / ||a - b||),
+        by Adam, and keeps for each sample the iterate with the lowest objective seen, z0 included.
+
+        Keeping the best iterate is what makes DOT's promise hold step by step: the objective at the kept z is
+        at most its value at z0, so d(G(z)) >= d(G(z0)) + k_eff ||z - z0||: no sample's critic score falls.
+        Where |grad d| < k_eff at z0 the objective's minimum is z0 itself; Adam's first steps move every
+        coordinate by about ``lr`` whatever the gradient's size, so its iterates circle z0 and the last one
+        can be worse than the start; such a sample stays where it was. (The paper's smoothed norm
+        ||z - z0 + delta|| only defines the gradient at z = z0; torch's norm has the zero subgradient there.)
+        """
         z0 = self._need_latents(samples, "dot")
         m, y = self.model, self._labels(samples)
         with torch.no_grad():
@@ -443,14 +501,33 @@ class RefinementAgent:
             k_eff = max(float(((da - db).abs() / (a - b).norm(dim=1)).max()), 1e-6)
         z = z0.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = (z - z0).norm(dim=1) - m.discriminate(m.generate(z, y), y) / k_eff
-            loss.sum().backward()
-            opt.step()
-        z = z.detach()
+        best_z, best_x = z0.clone(), None
+        best = torch.full((z0.shape[0],), math.inf, device=z0.device)
+        with self._latent_gradients_only():
+            for i in range(steps + 1):  # the objective at z0, at each step, and at the last iterate
+                last = i == steps or self.out_of_time()
+                with torch.set_grad_enabled(not last):
+                    x = m.generate(z, y)
+                    objective = (z - z0).norm(dim=1) - m.discriminate(x, y) / k_eff
+                with torch.no_grad():
+                    better = objective < best
+                    best = torch.where(better, objective, best)
+                    best_z[better] = z[better]
+                    best_x = x.detach().clone() if best_x is None else best_x
+                    best_x[better] = x[better].detach()
+                if last:
+                    if i < steps:
+                        self._stopped(i, steps, "steps")
+                    break
+                (z.grad,) = torch.autograd.grad(objective.sum(), z)
+                opt.step()
+        moved = (best_z != z0).any(dim=1).cpu()
+        images = samples.images.clone()  # a sample that stays keeps its image exactly
+        images[moved] = best_x.cpu()[moved]
         return samples.derived(
-            m.sample(z=z, labels=y).cpu(), z.cpu(), f"dot(steps={steps}, k_eff={k_eff:.3g})"
+            images,
+            best_z.cpu(),
+            self._what(f"dot(steps={steps}, k_eff={k_eff:.3g}, moved {int(moved.sum())} of {len(samples)}"),
         )
 
     def truncation(self, samples: Samples, threshold: float = 1.0) -> Samples:
@@ -475,6 +552,8 @@ class RefinementAgent:
         labels and sampling options for a diffusion model. The Generation Agent stays on its model unless the
         Director accepts the candidate. A weights-only checkpoint (a shipped zoo model) starts its optimisers
         afresh."""
+        import lightning as L
+
         if self.datamodule is None:
             raise ValueError("finetune needs a data module to train on")
         src = self.gen.ckpt  # the model in effect: the source, or the last accepted finetune
@@ -500,15 +579,19 @@ class RefinementAgent:
             enable_model_summary=False,
             num_sanity_val_steps=0,
             limit_val_batches=0,
+            callbacks=[_stop_at(self.deadline)] if self.deadline is not None else None,
         )
         trainer.fit(
             model, datamodule=self.datamodule, ckpt_path=str(src) if resumable else None, weights_only=True
         )
+        done = (trainer.global_step - start) // per_batch
+        if done < steps:
+            self._stopped(done, steps, "batches")
         self._finetunes += 1
         out = self.output_dir / "checkpoints" / f"finetune_{self._finetunes:02d}.ckpt"
         atomic_write(out, lambda p: trainer.save_checkpoint(p, weights_only=False))  # full state: resumable
         new_model = load_module(out, kinds=(kind,), map_location=self.gen.device).eval()
-        action = f"finetune(steps={steps})"
+        action = self._what(f"finetune(steps={steps}")
         if samples.latents is not None or samples.seed is None:
             z = samples.latents if samples.latents is not None else self.gen.latents(len(samples))
             images = self.gen.from_latents(z, model=new_model, labels=samples.labels).images
@@ -545,3 +628,16 @@ class RefinementAgent:
         current = int(samples.options.get("steps", 25))
         new = int(steps) if steps is not None else max(1, round(current * factor))
         return self.gen.resample(samples, f"steps({current} -> {new})", steps=new)
+
+
+def _stop_at(deadline: float):
+    """A Lightning callback that ends training after the batch during which ``deadline`` (a
+    time.perf_counter() value) passed."""
+    import lightning as L
+
+    class StopAt(L.Callback):
+        def on_train_batch_end(self, trainer, *args: Any) -> None:
+            if time.perf_counter() >= deadline:
+                trainer.should_stop = True
+
+    return StopAt()

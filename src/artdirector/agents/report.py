@@ -82,6 +82,7 @@ def build_trace(d: Director, result: Result, target: float, seconds: float) -> d
         if result.finished is not None
         else None,
         "verdict": verdict,
+        "memory": d.policy.prior.to_trace(result.memory) if getattr(d.policy, "prior", None) else None,
         "seconds": round(seconds, 3),
         "config": d.config,
     }

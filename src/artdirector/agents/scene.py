@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ class SceneResult:
     drawings: list[Drawing] = field(default_factory=list)
     upscaled: torch.Tensor | None = None
     upscale_check: dict[str, Any] | None = None
+    # an edit of an earlier scene run: that run, the edit as parsed and resolved, its canvas
+    parent: dict[str, Any] | None = None
+    edit: dict[str, Any] | None = None
+    before: torch.Tensor | None = None
 
     @property
     def style_ok(self) -> bool:
@@ -109,20 +114,22 @@ class SceneDirector:
     def _compositor(self, choice: dict[str, int]) -> Compositor:
         return Compositor({ds: cs[choice.get(ds, 0) % len(cs)] for ds, cs in self.creators.items()})
 
-    def _check_domains(self, prompt: Prompt) -> None:
+    def _check_domains(self, prompt: Prompt, why: str = "") -> None:
         from artdirector.errors import ConfigError
 
         missing = sorted({o.dataset for o in prompt.objects} - set(self.creators))
         if missing:
             raise ConfigError(
-                f"{prompt.text!r} needs a class-conditional creator of {', '.join(missing)}, and none was given "
-                "or shipped: pass one with scene.creators or ckpt="
+                f"{prompt.text!r} needs a class-conditional creator of {', '.join(missing)}{why}, and none was "
+                "given or shipped: pass one with scene.creators or ckpt="
             )
 
-    def _redraw(self, comp: Compositor, plan_: Plan, k: int, attempt: int) -> tuple[Drawing, str]:
+    def _redraw(
+        self, comp: Compositor, plan_: Plan, k: int, attempt: int, salt: str = ""
+    ) -> tuple[Drawing, str]:
         item = plan_.items[k]
         creator = comp.creator_for(item)
-        seed = item_seed(self.seed, k, attempt)
+        seed = item_seed(self.seed, k, attempt, salt)
         if "critic" in creator.capabilities:
             n = min(self.drs_candidates * 2 ** (attempt - 1), 64)
 
@@ -138,21 +145,124 @@ class SceneDirector:
     def run(self, prompt: Prompt, output_dir: str | Path | None = None) -> SceneResult:
         self._check_domains(prompt)
         start = time.monotonic()
-        layout_seed = self.seed
-        plan_ = plan(prompt, self.canvas, self.canvas, self.base, seed=layout_seed)
+        plan_ = plan(prompt, self.canvas, self.canvas, self.base, seed=self.seed)
         choice: dict[str, int] = {}
         comp = self._compositor(choice)
         drawings = [
             styled(comp.draw(it, item_seed(self.seed, k, 0)), prompt.objects[it.obj].style)
             for k, it in enumerate(plan_.items)
         ]
+        actions = [{"action": "compose", "why": "the one-shot canvas: one draw per object"}]
+
+        def replan(n: int) -> Plan:  # a new layout: every object moves, the drawings are kept
+            return plan(prompt, self.canvas, self.canvas, self.base, seed=self.seed + n)
+
+        result = self._direct(prompt, plan_, drawings, actions, start, choice, replan)
+        return self._finish(result, output_dir)
+
+    def edit(self, text: str, parent_dir: str | Path, output_dir: str | Path | None = None) -> SceneResult:
+        """An edit of an earlier scene run ("make the 7 bigger", "remove the 3", ...): only what it names
+        changes (:mod:`artdirector.scenes.edit`); every other object keeps its drawing and its box. New
+        objects are drawn, the canvas is verified again, and the repair loop may redraw or re-place only the
+        objects the edit named. :class:`~artdirector.prompts.PromptError` (one line, listing the scene's
+        objects) for an edit the scene cannot hold."""
+        from artdirector.prompts.edits import parse_edit
+        from artdirector.scenes.edit import apply, place
+
+        edit = parse_edit(text)
+        parent = load_scene(parent_dir)
+        start = time.monotonic()
+        applied = apply(edit, parent.scene)
+        scene = applied.scene
+        prompt = scene.prompt
+        self._check_domains(
+            Prompt(text, "edit", [prompt.objects[k] for k in sorted(applied.editable)]),
+            ", to draw what it names",
+        )
+        generation = int((parent.trace.get("parent") or {}).get("generation", 0)) + 1
+        salt = f"edit{generation}"
+        choice: dict[str, int] = {}
+        comp = self._compositor(choice)
+        for k in applied.draw:
+            item = scene.plan.items[k]
+            scene.drawings[k] = styled(
+                comp.draw(item, item_seed(self.seed, k, 0, salt)), prompt.objects[k].style
+            )
+        scene.plan.seed = 0
+        actions = [
+            {
+                "action": "edit",
+                "why": edit.describe(),
+                "changed": sorted(applied.editable),
+                "drawn": list(applied.draw),
+                "placed": list(applied.movable),
+            }
+        ]
+
+        def replan(n: int) -> Plan:  # only the objects the edit placed move
+            place(applied, seed=n)
+            scene.plan.seed = n
+            return scene.plan
+
+        result = self._direct(
+            prompt,
+            scene.plan,
+            scene.drawings,
+            actions,
+            start,
+            choice,
+            replan if applied.movable else None,
+            editable=applied.editable,
+            salt=salt,
+        )
+        result.parent = {
+            "run": str(parent.path.resolve()),
+            "request": parent.trace["request"]["text"],
+            "passed": bool(parent.trace["final"]["passed"]),
+            "generation": generation,
+        }
+        result.edit = {
+            **edit.to_dict(),
+            "named": applied.named,
+            "parent_index": applied.parent_index,
+            "changed": sorted(applied.editable),
+            "placed": list(applied.movable),
+            "notes": applied.notes,
+        }
+        result.before = parent.canvas
+        log.info("edit %r of %s: %s", text, parent.path, edit.describe())
+        return self._finish(result, output_dir)
+
+    def _finish(self, result: SceneResult, output_dir: str | Path | None) -> SceneResult:
+        if self.upscale:
+            result.upscaled, result.upscale_check = self._upscale(
+                result.prompt, result.plan, result.canvas, result.verdict
+            )
+        if output_dir is not None:
+            write_scene(self, result, Path(output_dir))
+        return result
+
+    def _direct(
+        self,
+        prompt: Prompt,
+        plan_: Plan,
+        drawings: list[Drawing],
+        actions: list[dict[str, Any]],
+        start: float,
+        choice: dict[str, int],
+        replan: Any,
+        editable: set[int] | None = None,
+        salt: str = "",
+    ) -> SceneResult:
+        """Verify, repair what failed, until every check passes or the budget is spent. ``replan(n)`` gives
+        the n-th new plan (None: nothing may move); ``editable``: the only items a repair may touch (None:
+        all), an edit's; ``salt`` keeps an edit's redraws apart from the scene's own seeds."""
+        comp = self._compositor(choice)
         attempts = [0] * len(plan_.items)
         rounds: list[dict[str, Any]] = []
-        actions: list[dict[str, Any]] = [
-            {"action": "compose", "why": "the one-shot canvas: one draw per object"}
-        ]
         one_shot = None
         stop = ""
+        replans = 0
         for r in range(self.max_rounds + 1):
             canvas = render(plan_, [d.image for d in drawings])
             verdict = verify(prompt, plan_, canvas, self.detector, self.threshold)
@@ -160,7 +270,7 @@ class SceneDirector:
                 {
                     "round": r,
                     "actions": actions,
-                    "plan_seed": layout_seed,
+                    "plan_seed": plan_.seed,
                     "boxes": [list(it.box) for it in plan_.items],
                     "verdict": verdict.to_dict(),
                     "seconds": round(time.monotonic() - start, 3),
@@ -198,15 +308,24 @@ class SceneDirector:
                         ),
                     )
                 )
+            if editable is not None:  # an edit repairs only what it named
+                untouched = sorted(failed - editable)
+                failed &= editable
+                if untouched and not failed:
+                    stop = f"object(s) {untouched} fail the check, and the edit does not touch them"
+                    break
             actions = []
             if not failed:
-                layout_seed += 1
-                plan_ = plan(prompt, self.canvas, self.canvas, self.base, seed=layout_seed)
+                if replan is None:
+                    stop = "the arrangement fails, and the edit moves nothing"
+                    break
+                replans += 1
+                plan_ = replan(replans)
                 actions.append(
                     {
                         "action": "replan",
                         "why": "; ".join(verdict.reasons) or "arrangement",
-                        "seed": layout_seed,
+                        "seed": plan_.seed,
                     }
                 )
                 continue
@@ -229,7 +348,7 @@ class SceneDirector:
                     or ("its style edit missed its goal" if k in missed else None)
                     or "an extra object near it"
                 )
-                drawings[k], how = self._redraw(comp, plan_, k, attempts[k])
+                drawings[k], how = self._redraw(comp, plan_, k, attempts[k], salt)
                 drawings[k] = styled(drawings[k], prompt.objects[item.obj].style)
                 actions.append(
                     {
@@ -243,25 +362,27 @@ class SceneDirector:
                     }
                 )
             stuck = [k for k in sorted(failed) if attempts[k] % self.move_after == 0]
-            if stuck:  # redrawn in the same cell again and again: the detector may not see it there
-                layout_seed += 1
-                plan_ = plan(prompt, self.canvas, self.canvas, self.base, seed=layout_seed)
+            if (
+                stuck and replan is not None
+            ):  # redrawn in the same cell again and again: the detector may not see it there
+                replans += 1
+                plan_ = replan(replans)
                 actions.append(
                     {
                         "action": "replan",
                         "why": f"object(s) {stuck} failed {self.move_after} redraws in their cells: a new "
-                        "layout moves every object (the drawings are kept)",
-                        "seed": layout_seed,
+                        + (
+                            "layout moves every object"
+                            if editable is None
+                            else "place for what the edit moved"
+                        )
+                        + " (the drawings are kept)",
+                        "seed": plan_.seed,
                     }
                 )
-        result = SceneResult(
+        return SceneResult(
             prompt, plan_, canvas, verdict, one_shot, rounds, stop, time.monotonic() - start, drawings
         )
-        if self.upscale:
-            result.upscaled, result.upscale_check = self._upscale(prompt, plan_, canvas, verdict)
-        if output_dir is not None:
-            write_scene(self, result, Path(output_dir))
-        return result
 
     @torch.no_grad()
     def _upscale(self, prompt: Prompt, plan_: Plan, canvas: torch.Tensor, verdict: Verdict):
@@ -326,6 +447,11 @@ def annotated(canvas: torch.Tensor, verdict: Verdict, scale: int = 4) -> torch.T
     return draw_bounding_boxes(img, t, labels=labels, colors=colors, width=2)
 
 
+def _to_uint8(canvas: torch.Tensor) -> torch.Tensor:
+    """A canvas in [-1, 1] as 3-channel uint8, for a PNG."""
+    return ((canvas.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).expand(3, -1, -1)
+
+
 def _png(img: torch.Tensor) -> bytes:
     from PIL import Image
 
@@ -346,19 +472,19 @@ def _describe_detector(det: Any) -> dict[str, Any]:
 
 
 def scene_trace(d: SceneDirector, res: SceneResult) -> dict[str, Any]:
-    return {
+    out = {
         "version": SCENE_TRACE_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "request": {
             "text": res.prompt.text,
-            "task": res.prompt.task or "create",
+            "task": "edit" if res.edit is not None else (res.prompt.task or "create"),
             "prompt": res.prompt.to_dict(),
         },
         "creators": {ds: [c.describe() for c in cs] for ds, cs in d.creators.items()},
         "detector": _describe_detector(d.detector),
         "settings": {
-            "canvas": d.canvas,
-            "base": d.base,
+            "canvas": res.plan.height,
+            "base": res.plan.base,
             "max_rounds": d.max_rounds,
             "max_seconds": d.max_seconds,
             "threshold": d.threshold,
@@ -380,6 +506,9 @@ def scene_trace(d: SceneDirector, res: SceneResult) -> dict[str, Any]:
             "seconds": round(res.seconds, 3),
         },
     }
+    if res.parent is not None:
+        out["parent"], out["edit"] = res.parent, res.edit
+    return out
 
 
 def _objects_table(v: Verdict) -> list[str]:
@@ -435,21 +564,41 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
     trace = scene_trace(d, res)
     write_json(out / "trace.json", trace)
     atomic_write(out / "canvas.pt", lambda p: torch.save(res.canvas.clone(), p))
-    canvas_png = _png(((res.canvas.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).expand(3, -1, -1))
+    atomic_write(out / OBJECTS_FILE, lambda p: torch.save(scene_objects(res), p))
+    canvas_png = _png(_to_uint8(res.canvas))
     ann_png = _png(annotated(res.canvas, res.verdict))
     atomic_write(out / "canvas.png", lambda p: p.write_bytes(canvas_png))
     atomic_write(out / "annotated.png", lambda p: p.write_bytes(ann_png))
+    shown = [("canvas", "canvas.png", canvas_png, 384), ("annotated", "annotated.png", ann_png, 512)]
+    if res.before is not None:  # an edit: the parent's canvas beside the new one
+        before_png = _png(_to_uint8(res.before))
+        atomic_write(out / "before.png", lambda p: p.write_bytes(before_png))
+        shown.insert(0, ("before", "before.png", before_png, 384))
     if res.upscaled is not None:
-        up = _png(((res.upscaled.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).expand(3, -1, -1))
+        up = _png(_to_uint8(res.upscaled))
         atomic_write(out / f"canvas_x{d.upscale}.png", lambda p: p.write_bytes(up))
     status = "PASS" if res.passed else "FAIL"
-    lines = [
-        f"# Scene: {res.prompt.text}",
-        "",
+    images = " ".join(f"![{alt}]({name})" for alt, name, _, _ in shown)
+    lines = [f"# Scene edit: {res.prompt.text}" if res.edit else f"# Scene: {res.prompt.text}", ""]
+    if res.edit is not None:
+        lines += [
+            f"Edit of {res.parent['run']} ({res.parent['request']!r}, "
+            f"{'passed' if res.parent['passed'] else 'failed'}): **{res.edit['understood']}**. Objects kept as "
+            f"they were (drawing and box): {sum(p is not None and k not in res.edit['changed'] for k, p in enumerate(res.edit['parent_index']))} "
+            f"of {len(res.edit['parent_index'])}; changed: "
+            + (", ".join(f"{k} ({item_name(res.plan.items[k])})" for k in res.edit["changed"]) or "none")
+            + ".",
+            "",
+            *[f"{n[0].upper()}{n[1:]}." for n in res.edit["notes"]],
+            "Before (the parent's canvas), after, and after with each detection boxed:",
+            "",
+        ]
+    lines += [
         f"**{status}** after {len(res.rounds) - 1} repair round(s), {res.seconds:.1f} s ({res.stop}). "
         f"One-shot: {'pass' if res.one_shot.passed else 'fail (' + '; '.join(res.one_shot.reasons) + ')'}.",
         "",
-        f"Parsed: {len(res.prompt.objects)} object kind(s) "
+        ("After the edit: " if res.edit else "Parsed: ")
+        + f"{len(res.prompt.objects)} object{' kind' if not res.edit else ''}(s) "
         + ", ".join(f"{o.count} x {(o.size + ' ') if o.size else ''}{o.name}" for o in res.prompt.objects)
         + (
             f"; relations: {', '.join(f'{res.prompt.objects[r.subject].name} {r.relation} {res.prompt.objects[r.object].name}' for r in res.prompt.relations)}"
@@ -462,7 +611,7 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
         + "; ".join(f"{ds}: {', '.join(c.name for c in cs)}" for ds, cs in d.creators.items())
         + f". Verifier: {trace['detector'].get('name', trace['detector'].get('class'))} at threshold {d.threshold}.",
         "",
-        "![canvas](canvas.png) ![annotated](annotated.png)",
+        images,
         "",
         "## Objects (final round)",
         "",
@@ -515,16 +664,238 @@ def write_scene(d: SceneDirector, res: SceneResult, out: Path) -> None:
         lines.append(f"| {rd['round']} | {acts} | {'pass' if v['passed'] else '; '.join(v['reasons'])} |")
     md = "\n".join(lines) + "\n"
     write_text(out / "report.md", md)
-    b64 = {k: base64.b64encode(v).decode() for k, v in (("canvas", canvas_png), ("annotated", ann_png))}
-    images = (
-        f'<img width=384 alt="canvas" src="data:image/png;base64,{b64["canvas"]}"> '
-        f'<img width=512 alt="annotated" src="data:image/png;base64,{b64["annotated"]}">'
+    embedded = " ".join(
+        f'<img width={width} alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        for alt, _, png, width in shown
     )
     page = (
         "<!doctype html><meta charset=utf-8>"
         f"<title>{html.escape(res.prompt.text)}: {status}</title>"
         "<style>body{font-family:sans-serif;max-width:64em;margin:2em auto}img{image-rendering:pixelated;margin:4px;vertical-align:top}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}</style>"
-        + _md_to_html(md).replace("<p>![canvas](canvas.png) ![annotated](annotated.png)</p>", images)
+        + _md_to_html(md).replace(f"<p>{images}</p>", embedded)
     )
     write_text(out / "report.html", page)
+
+
+# ------------------------------------------------------------------ scene runs as inputs (edits)
+
+OBJECTS_FILE = "objects.pt"  # each object's drawing (the pixels pasted), class and box: what an edit keeps
+
+
+def scene_objects(res: SceneResult) -> dict[str, Any]:
+    """What ``objects.pt`` holds, in plan order: per object the image it was drawn as (C, h, w) in [-1, 1],
+    its class, its box and how it was drawn; plain tensors, numbers and strings, so it loads with
+    ``weights_only=True``."""
+    return {
+        "version": 1,
+        "objects": [
+            {
+                "image": d.image.detach().float().cpu().clone(),
+                "gid": int(it.gid),
+                "box": [float(v) for v in it.box],
+                "drawing": d.describe(),
+            }
+            for it, d in zip(res.plan.items, res.drawings, strict=True)
+        ],
+    }
+
+
+def is_scene_run(path: str | Path) -> bool:
+    """Is ``path`` the folder of a scene run (its ``trace.json`` a scene trace)?"""
+    trace = Path(path).expanduser() / "trace.json"
+    if not trace.is_file():
+        return False
+    try:
+        return str(json.loads(trace.read_text()).get("version", "")).startswith("scene/")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@dataclass
+class SceneRun:
+    """An earlier scene run, read back: its trace, the flat scene (objects, plan, drawings), its canvas."""
+
+    path: Path
+    trace: dict[str, Any]
+    scene: Any  # artdirector.scenes.edit.Scene
+    canvas: torch.Tensor
+
+
+def _prompt_from(d: dict[str, Any]) -> Prompt:
+    from dataclasses import fields
+
+    from artdirector.prompts import ObjectSpec, Relation
+
+    spec = {f.name for f in fields(ObjectSpec)}
+    objects = [ObjectSpec(**{k: v for k, v in o.items() if k in spec}) for o in d["objects"]]
+    relations = [Relation(r["subject"], r["relation"], r["object"]) for r in d.get("relations", [])]
+    return Prompt(d["text"], d.get("task"), objects, relations, d.get("layout"))
+
+
+def load_scene(path: str | Path) -> SceneRun:
+    """An earlier scene run's folder, read safely (tensors with ``weights_only=True``) and checked: its
+    objects re-rendered give its canvas exactly. :class:`~artdirector.errors.InputError` (one line) when it
+    is not a scene run or cannot be used."""
+    from artdirector.errors import InputError
+    from artdirector.io import load_user_tensor
+    from artdirector.scenes.edit import Scene, flat_plan, flatten
+    from artdirector.scenes.layout import Item
+
+    path = Path(path).expanduser()
+    if not is_scene_run(path):
+        raise InputError(
+            f"input {path} is not a scene run (a folder with a scene's trace.json): an edit such as 'make the 7 "
+            "bigger' needs the output folder of an earlier scene request"
+        )
+    trace = json.loads((path / "trace.json").read_text())
+    if not (path / OBJECTS_FILE).is_file():
+        raise InputError(
+            f"input {path} has no {OBJECTS_FILE} (scene runs store their objects' drawings there since edits "
+            "came in): make the scene again, then edit that run"
+        )
+    stored = load_user_tensor(path / OBJECTS_FILE)
+    try:
+        objs = stored["objects"]
+        pl = trace["plan"]
+        prompt = _prompt_from(trace["request"]["prompt"])
+        items = [
+            Item(int(i["obj"]), int(i["gid"]), i["size"], tuple(map(float, i["box"]))) for i in pl["items"]
+        ]
+        plan_ = Plan(
+            int(pl["height"]),
+            int(pl["width"]),
+            int(pl["base"]),
+            items,
+            int(pl["seed"]),
+            pl["layout"],
+            float(pl["scale"]),
+            list(pl.get("notes", [])),
+        )
+        drawings = [
+            Drawing(
+                o["image"].float(),
+                str(o["drawing"]["creator"]),
+                int(o["drawing"]["seed"]),
+                str(o["drawing"]["how"]),
+                dict(o["drawing"]["options"]),
+                list(o["drawing"].get("style", [])),
+            )
+            for o in objs
+        ]
+        same = len(objs) == len(items) and all(
+            int(o["gid"]) == it.gid
+            and tuple(map(float, o["box"])) == it.box
+            and isinstance(o["image"], torch.Tensor)
+            for o, it in zip(objs, items, strict=False)
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(
+            f"input {path}: its trace.json or {OBJECTS_FILE} is not a scene run's ({err!r})"
+        ) from None
+    if not same:
+        raise InputError(f"input {path}: {OBJECTS_FILE} does not hold the objects its trace.json plans")
+    canvas = render(plan_, [d.image for d in drawings])
+    if (path / "canvas.pt").is_file():
+        saved = load_user_tensor(path / "canvas.pt")
+        if (
+            not isinstance(saved, torch.Tensor)
+            or saved.shape != canvas.shape
+            or not torch.equal(saved.float(), canvas)
+        ):
+            raise InputError(
+                f"input {path}: its objects re-rendered do not give its canvas.pt (the run was changed)"
+            )
+    scene = Scene(flatten(prompt, plan_), flat_plan(plan_), drawings)
+    return SceneRun(path, trace, scene, canvas)
+
+
+def director_from_config(cfg: Any, sharp: bool = False) -> SceneDirector:
+    """The scene director a run's config asks for: the class-conditional creators among ``ckpt`` (the zoo
+    when null), the shipped detector (or ``scene.detector``), the ``scene.*`` settings."""
+    from omegaconf import OmegaConf
+
+    from artdirector.agent import scene_creators, zoo_checkpoints
+    from artdirector.errors import at_least, check_settings
+    from artdirector.models.detector import load_detector
+    from artdirector.models.superres import load_sr
+    from artdirector.runtime import resolve_device
+
+    sc = cfg.scene
+    check_settings(
+        cfg,
+        {
+            "scene.canvas": (
+                at_least(16),
+                "a canvas side in pixels >= 16 (default 128: four digits in a row)",
+            ),
+            "scene.base": (at_least(8), "a base cell in pixels >= 8"),
+            "scene.max_rounds": (at_least(0), "a number of repair rounds >= 0"),
+            "scene.max_seconds": (at_least(0), "a number of seconds >= 0"),
+            "scene.threshold": (lambda v: 0 < v < 1, "a detection score threshold in (0, 1)"),
+        },
+    )
+    # scene.upscale, or the run's upscale= when the scene's own is unset, or x4 for "sharp"
+    upscale = sc.get("upscale") if sc.get("upscale") is not None else cfg.get("upscale")
+    if upscale is None and sharp:
+        upscale = 4
+    device = resolve_device(cfg.device)
+    ckpts = (
+        zoo_checkpoints()
+        if cfg.ckpt is None
+        else (list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt])
+    )
+    creators = scene_creators(ckpts, device)
+    log.info("scene creators: %s", {ds: [c.name for c in cs] for ds, cs in creators.items()})
+    detector = load_detector(sc.detector, map_location=device)
+    if sc.get("second_stage", False):  # the shipped LeNets rename each detected object from its crop
+        from artdirector.evaluation.scene_verifier import TwoStageDetector
+
+        detector = TwoStageDetector(detector)
+    return SceneDirector(
+        creators,
+        detector,
+        canvas=sc.canvas,
+        base=sc.base,
+        max_rounds=sc.max_rounds,
+        max_seconds=sc.max_seconds,
+        threshold=sc.threshold,
+        drs_candidates=sc.drs_candidates,
+        switch_after=sc.switch_after,
+        move_after=sc.get("move_after", 2),
+        seed=cfg.seed,
+        upscale=upscale,
+        upscaler=load_sr(map_location=device) if upscale else None,
+    )
+
+
+def edit_scene(cfg: Any, request: str, parent_dir: str | Path) -> SceneResult:
+    """``python scripts/agent.py input=<a scene run> request="make the 7 bigger"``: the edit, written to the
+    run's output folder. The edit is read, and the parent run checked, before any model loads."""
+    from artdirector.prompts import PromptError
+    from artdirector.prompts.edits import looks_like_edit, parse_edit
+    from artdirector.scenes.edit import apply
+
+    try:  # the edit read and tried on the scene: a one-line error before the creators and detector load
+        edit = parse_edit(request)
+    except PromptError as err:
+        if looks_like_edit(request):
+            raise
+        raise PromptError(
+            f"input {parent_dir} is a scene run, so the request edits it, and {request!r} is not an edit ({err}); "
+            "without input= a request makes a new scene"
+        ) from None
+    apply(edit, load_scene(parent_dir).scene)
+    out = Path(cfg.paths.output_dir)
+    result = director_from_config(cfg).edit(request, parent_dir, output_dir=out)
+    log.info(
+        "scene edit %r of %s: %s after %d repair round(s) (%s). Wrote %s (before.png, canvas.png, annotated.png, "
+        "objects.pt, report.md, report.html, trace.json)",
+        request,
+        parent_dir,
+        "PASS" if result.passed else "FAIL",
+        len(result.rounds) - 1,
+        result.stop,
+        out,
+    )
+    return result

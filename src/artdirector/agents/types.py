@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,77 +48,43 @@ class Request:
         return frozenset({"class"}) if self.classes else frozenset()
 
 
-_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_PLURAL = {"six": "sixes"}
-_CLASS_WORD = {w: i for i, w in enumerate(_DIGIT_WORDS)} | {
-    _PLURAL.get(w, w + "s"): i for i, w in enumerate(_DIGIT_WORDS)
-}
-# a digit named as a word ("seven", "sevens") or a lone numeral ("7", "7s", "a 7"); numbers of two or more
-# digits are counts, not classes
-_CLASS = re.compile(
-    r"\b(?:(" + "|".join(sorted(_CLASS_WORD, key=len, reverse=True)) + r")|([0-9])'?s?)\b", re.I
-)
-# "one" is a digit only when it is not the pronoun/article ("one more", "a new one"): a digit word must be
-# plural, follow "a"/"an"/"digit"/"number", or be a numeral
-_ONE_AS_DIGIT = re.compile(r"\b(?:digit|number|a|an)\s+one\b|\bones\b", re.I)
-
-
 def requested_classes(text: str) -> tuple[int, ...] | None:
-    """The MNIST digit classes a request names, in order of first mention ("a 3 and two sevens" -> (3, 7)).
-    The prompt language of scenes (counts, relations) is the prompts issue; here a class is a class."""
-    found: list[int] = []
-    for m in _CLASS.finditer(text):
-        word, numeral = m.group(1), m.group(2)
-        if word is not None:
-            w = word.lower()
-            if w == "one" and not _ONE_AS_DIGIT.search(text):
-                continue
-            if w in _DIGIT_WORDS and w != "one":
-                # a bare number word is a count ("two sevens", "three of them") unless nothing follows it
-                rest = text[m.end() :].strip()
-                if rest and not rest.startswith((",", ".", "and", "or")):
-                    continue
-            c = _CLASS_WORD[w]
-        else:
-            c = int(numeral)
-        if c not in found:
-            found.append(c)
-    return tuple(found) or None
+    """The classes a request names, in order of first mention ("a 3 and two sevens" -> (3, 7)), read by the
+    request grammar (:func:`artdirector.prompts.parse`: a word it cannot place is an error)."""
+    from artdirector.prompts import parse
 
-
-# The seed's rules, with their synonyms: "refine" -> refine; "new" -> create; otherwise variations.
-_REFINE = re.compile(r"\b(refine|improve|enhance|fix|polish|better)\w*", re.I)
-_CREATE = re.compile(r"\b(new|create|generate|make|draw|fresh)\w*", re.I)
-_VARY = re.compile(r"\b(variation|vary|varied|similar|like|alike|more of|riff)\w*", re.I)
+    return parse(text).classes
 
 
 def interpret(text: str | None, has_input: bool) -> Request:
-    """Map a plain-text request to a task as the seed does, saying what was understood and why."""
+    """Read a plain-text request through the request grammar (every word placed, or a
+    :class:`~artdirector.prompts.PromptError` naming it) and say what was understood and why: a scene when it
+    asks for exact objects, image-to-image for "make this 3 look like an 8", otherwise a task by the seed's
+    rules (refine words -> refine, create words -> create, variation words -> variations, else variations of
+    an input)."""
     text = (text or "").strip()
     if not text:
         raise RequestError(
             'empty request: say what you want, e.g. request="generate new art", '
             'request="variations of this" input=<image/latents/run dir>, request="refine" input=...'
         )
-    from artdirector.prompts import names_object, parse
+    from artdirector.prompts import parse, task_words
 
-    prompt = None
-    if names_object(text):  # a prompt that names an object is parsed whole: no word of it is dropped
-        prompt = parse(text)
-        if prompt.is_scene:
-            if prompt.task not in (None, "create"):
-                raise RequestError(
-                    f"{text!r} asks to {prompt.task} a scene; scenes are created (drop {prompt.task!r}, e.g. "
-                    f'request="a 3 left of a 7"), and refine/variations work on batches of images'
-                )
-            return Request(
-                text,
-                "create",
-                f"a scene of {describe_prompt(prompt)} -> plan, compose, verify, repair",
-                prompt.classes if all(o.dataset == "mnist" for o in prompt.objects) else None,
-                prompt,
+    prompt = parse(text)
+    if prompt.is_scene:
+        if prompt.task not in (None, "create"):
+            raise RequestError(
+                f"{text!r} asks to {prompt.task} a scene; scenes are created (drop {prompt.task!r}, e.g. "
+                f'request="a 3 left of a 7"), and refine/variations work on batches of images'
             )
-    if prompt is not None and prompt.target is not None:
+        return Request(
+            text,
+            "create",
+            f"a scene of {describe_prompt(prompt)} -> plan, compose, verify, repair",
+            prompt.classes if all(o.dataset == "mnist" for o in prompt.objects) else None,
+            prompt,
+        )
+    if prompt.target is not None:
         src, dst = prompt.objects[0].name, prompt.target.name
         return Request(
             text,
@@ -129,32 +94,32 @@ def interpret(text: str | None, has_input: bool) -> Request:
             prompt.classes,
             prompt,
         )
-    classes = prompt.classes if prompt is not None else requested_classes(text)
+    classes = prompt.classes
+    named = prompt if prompt.objects else None
     of = (
         f"; classes {', '.join(map(str, classes))} named -> class-conditional creators only"
         if classes
         else ""
     )
-    if m := _REFINE.search(text):
-        return Request(
-            text, "refine", f"'{m.group(0)}' asks to improve images -> refine{of}", classes, prompt
-        )
-    if m := _CREATE.search(text):
-        return Request(text, "create", f"'{m.group(0)}' asks for new images -> create{of}", classes, prompt)
-    if m := _VARY.search(text):
-        return Request(
-            text, "variations", f"'{m.group(0)}' asks for variations -> variations{of}", classes, prompt
-        )
+    said = task_words(text)
+    if said:
+        word, task = said[0]
+        why = {
+            "refine": "asks to improve images",
+            "create": "asks for new images",
+            "variations": "asks for variations",
+        }[task]
+        return Request(text, task, f"{word!r} {why} -> {task}{of}", classes, named)
     if has_input:
         return Request(
             text,
             "variations",
-            f"no keyword matched; an input was given -> variations of it (the seed's default){of}",
+            f"no task word; an input was given -> variations of it (the seed's default){of}",
             classes,
-            prompt,
+            named,
         )
     if classes:
-        return Request(text, "create", f"no task keyword; {of[2:]}: create them", classes, prompt)
+        return Request(text, "create", f"no task word; {of[2:]}: create them", classes, named)
     raise RequestError(
         f"could not tell what {text!r} asks for, and there is no input to make variations of. Use "
         "'new'/'create'/'generate' for new images, 'refine'/'improve' (with input=...) to improve "

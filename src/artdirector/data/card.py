@@ -15,8 +15,8 @@ serves them) and returns a JSON-ready dict:
 - ``source_resolutions``: the files' own sizes for an image folder, the stored size otherwise;
 - ``splits``: each split's n and content hash (``split_info()``);
 - ``fid_floor``: the real-vs-real FID at the report split's n (draws from the train split against the
-  report split, mean and sd over disjoint draws; :meth:`Evaluator.floor`), so that every later FID can
-  stand beside the number no generator can be expected to beat at that n.
+  report split, mean and sd over the draws, each draw's FID; :meth:`Evaluator.floor_features`), so that
+  every later FID can stand beside the number no generator can be expected to beat at that n.
 
 :func:`load_or_build_card` is the entry point for training and the director: it returns the cached card
 when its key (the card version, the data set, every split's content hash, the skipped files, the feature
@@ -39,11 +39,12 @@ import torch
 
 from artdirector.data.datamodules import SPLITS
 from artdirector.evaluation.copying import save_pairs_grid
+from artdirector.evaluation.evaluator import FLOOR_DRAWS
 from artdirector.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 
-CARD_VERSION = 1
+CARD_VERSION = 2  # a cached card of another version is rebuilt
 CARD_JSON, CARD_MD, NEAR_GRID = "data_card.json", "data_card.md", "near_duplicates.png"
 
 
@@ -147,7 +148,7 @@ def build_card(
     near_k: int = 16,
     max_listed: int = 100,
     grid_pairs: int = 16,
-    floor_draws: int = 3,
+    floor_draws: int = FLOOR_DRAWS,
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -277,7 +278,7 @@ def build_card(
         "std": unit.std(dim=(0, 2, 3)).tolist(),
     }
 
-    # the FID floor: disjoint draws of train images against the whole report split
+    # the FID floor: draws of train images against the whole report split (Evaluator.floor_features)
     n_report = splits["report"]["n"]
     floor: dict[str, Any]
     if reason is not None:
@@ -290,16 +291,7 @@ def build_card(
         ref = copy.copy(evaluator)  # the report split's features are at hand: no second pass
         report_feats = feats[offsets["report"] : offsets["report"] + n_report]
         ref._use_reference(report_feats, {"dataset": datamodule.describe(), "split": "report", "n": n_report})
-        mean, sd = ref.floor_features(train_feats, n, draws=floor_draws, seed=seed)
-        floor = {
-            "mean": mean,
-            "sd": sd,
-            "n": n,
-            "draws": max(1, min(floor_draws, train_feats.shape[0] // n)),
-            "reference": f"report split (n={n_report})",
-            "drawn_from": "train split",
-            "feature_network": evaluator.identity,
-        }
+        floor = ref.floor_features(train_feats, n, draws=floor_draws, seed=seed, drawn_from="train split")
         if n < n_report:
             warnings.append(
                 f"the FID floor is at n={n} (the train split's size), not the report's {n_report}"
@@ -360,9 +352,10 @@ def card_markdown(card: dict[str, Any], title: str | None = None) -> str:
         floor_txt = f"skipped: {floor['skipped']}"
     else:
         floor_txt = (
-            f"{_fmt(floor['mean'])} ± {_fmt(floor['sd'])} (sd over {floor['draws']} disjoint draws of "
-            f"{_fmt(floor['n'])} {floor['drawn_from']} images against the {floor['reference']}; "
-            f"{floor['feature_network']})"
+            f"{_fmt(floor['mean'])} ± {_fmt(floor['sd'])} (sd over {floor['draws']} "
+            f"{'disjoint' if floor['disjoint'] else 'overlapping'} draws of {_fmt(floor['n'])} "
+            f"{floor['drawn_from']} images against the {floor['reference']['n']} "
+            f"{floor['reference']['split']} images; {floor['feature_network']})"
         )
     classes = (
         ", ".join(f"{k}: {_fmt(v)}" for k, v in card["n_per_class"].items())

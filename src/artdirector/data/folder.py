@@ -3,7 +3,9 @@
 A flat folder (unlabelled: every label 0, ``num_classes = 0``) or one subfolder per class (labels from the
 folder names in sorted order, as torchvision's ``ImageFolder`` does). Anything PIL decodes is read (PNG, JPEG,
 WebP, ...); each image is converted to ``channels`` (1: grey, 3: RGB), resized on its shorter side to
-``image_size`` and centre-cropped. Unreadable files are skipped, counted and listed, never a crash.
+``image_size`` and centre-cropped. Unreadable files are skipped, counted and listed, never a crash; so is a
+decompression bomb (a small file declaring more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels), which PIL
+refuses from its header before decoding anything.
 
 Decoding happens once: the uint8 tensors are cached under ``cache_dir`` with a key made of every file's
 relative path, size and modification time (and the size/channel settings), so a second run starts in
@@ -32,6 +34,8 @@ from artdirector.io import atomic_write
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+# what PIL raises for a file it cannot read: not an image, truncated or broken, or a decompression bomb
+UNREADABLE = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError)
 
 
 def _files(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
@@ -132,7 +136,7 @@ class ImageFolderDataModule(ImageDataModule):
                 try:
                     images.append(_decode(f, self.image_size, self.channels))
                     labels.append(label)
-                except (UnidentifiedImageError, OSError, ValueError) as e:
+                except UNREADABLE as e:
                     corrupt.append(f"{f.relative_to(self.root)} ({type(e).__name__})")
             if not images:
                 raise InputError(
@@ -190,7 +194,7 @@ class ImageFolderDataModule(ImageDataModule):
             try:
                 with Image.open(self.root / name) as im:
                     key = f"{im.width}x{im.height}"
-            except (UnidentifiedImageError, OSError, ValueError):
+            except UNREADABLE:
                 key = "unreadable now"
             sizes[key] = sizes.get(key, 0) + 1
         return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))

@@ -4,7 +4,15 @@ FID and KID are torchmetrics' ``FrechetInceptionDistance`` / ``KernelInceptionDi
 already extracted features through a pass-through ``feature=`` module, so no metric extracts features
 again. Precision, recall and the realism score follow Kynkaanniemi et al. 2019, "Improved Precision and
 Recall Metric for Assessing Generative Models", https://arxiv.org/abs/1904.06991 (k = 3), with equal real
-and generated counts as in the paper.
+and generated counts as in the paper: the larger side is subsampled (seeded) to the smaller one's n, and
+the report states that n (``n_pr``).
+
+KID is torchmetrics' value as it is, with no scaling: with LeNet features (unnormalised ReLU activations)
+it runs into the hundreds and thousands, with Inception features it is of order 1e-3 to 1e-1.
+
+The real-vs-real floor (:meth:`Evaluator.floor_features`) is the one computation of "the FID a perfect
+generator would score here": ``FLOOR_DRAWS`` draws of n real images from a split in neither reference,
+each against this evaluator's reference; every floor the project states comes from it.
 
 Every FID comes with a bootstrap standard error over the generated samples (the reference's moments are
 fixed): resample the generated features with replacement, recompute FID, take the standard deviation
@@ -30,6 +38,8 @@ from artdirector.evaluation.features import check_images
 from artdirector.evaluation.reference import ReferenceCache
 
 log = logging.getLogger(__name__)
+
+FLOOR_DRAWS = 10  # draws behind every real-vs-real floor: fewer give an sd too rough to read a gap by
 
 
 class _Precomputed(nn.Module):
@@ -86,6 +96,7 @@ class Report:
     recall: float
     n_fake: int
     n_real: int
+    n_pr: int  # real and generated samples behind precision/recall (equal counts; 0 when not measured)
     feature_net: str
     seconds: float
     realism: torch.Tensor = field(
@@ -113,8 +124,8 @@ class Evaluator:
             ``logits_from_features`` that is used instead (no second pass).
         kid_subsets, kid_subset_size: KID is averaged over random subsets, of at most half the smaller
             sample count (so that subsets differ and KID's std means something).
-        pr_k: the k of the k-NN manifolds for precision/recall/realism; precision/recall use as many real
-            samples as generated ones (a fixed random subset of the reference when it is larger).
+        pr_k: the k of the k-NN manifolds for precision/recall/realism; precision/recall use equal counts
+            of real and generated samples: a seeded random subset of whichever side is larger (``n_pr``).
         n_bootstrap: bootstrap replicates for FID's standard error (0: none).
         batch_size: images per feature-network forward.
         cache_dir: where reference features are cached (None: no cache).
@@ -292,7 +303,7 @@ class Evaluator:
             kid_metric.update(real, real=True)
             kid_metric.update(fake, real=False)
             kid, kid_std = (float(v) for v in kid_metric.compute())
-        precision, recall, realism = self._precision_recall(real, fake)
+        precision, recall, realism, n_pr = self._precision_recall(real, fake)
         confidence = labels = None
         logits = None
         if hasattr(self.feature_net, "logits_from_features"):
@@ -314,6 +325,7 @@ class Evaluator:
             recall=recall,
             n_fake=int(fake.shape[0]),
             n_real=int(real.shape[0]),
+            n_pr=n_pr,
             feature_net=self.identity,
             seconds=time.perf_counter() - start,
             realism=realism,
@@ -363,29 +375,70 @@ class Evaluator:
         """FID of these features against the reference (the closed form torchmetrics computes)."""
         return float(self.bootstrap_fids(fake, torch.arange(fake.shape[0])[None])[0])
 
-    def floor(self, real_images: torch.Tensor, n: int, draws: int = 3, seed: int = 0) -> tuple[float, float]:
-        """The real-vs-real FID at ``n`` samples: ``draws`` disjoint draws of real images (another split
-        than the reference's) against the reference; (mean, sd). No generator can be expected to go
-        below it at this n and feature network."""
-        if real_images.shape[0] < n:
-            raise ValueError(f"the floor at n={n} needs {n} real images, got {real_images.shape[0]}")
-        return self._floor(real_images, n, draws, seed, self.features)
+    def floor(
+        self, real_images: torch.Tensor, n: int, draws: int = FLOOR_DRAWS, seed: int = 0
+    ) -> tuple[float, float]:
+        """(mean, sd) of :meth:`floor_features` over the features of ``real_images`` (one feature pass)."""
+        f = self.floor_features(self.features(real_images), n, draws=draws, seed=seed)
+        return f["mean"], f["sd"]
+
+    def floor_from(
+        self, datamodule, n: int, split: str = "train", draws: int = FLOOR_DRAWS, seed: int = 0
+    ) -> dict[str, Any]:
+        """:meth:`floor_features` with draws from a data module's whole ``split`` (its features through the
+        reference cache, so a second floor costs no feature pass)."""
+        feats, _ = self.split_features(datamodule, split)
+        return self.floor_features(feats, n, draws=draws, seed=seed, drawn_from=f"{split} split")
 
     def floor_features(
-        self, real_features: torch.Tensor, n: int, draws: int = 3, seed: int = 0
-    ) -> tuple[float, float]:
-        """:meth:`floor` from already extracted features (the same draws for the same ``seed``)."""
-        if real_features.shape[0] < n:
-            raise ValueError(f"the floor at n={n} needs {n} real features, got {real_features.shape[0]}")
-        return self._floor(real_features, n, draws, seed, lambda f: f)
+        self,
+        real_features: torch.Tensor,
+        n: int,
+        draws: int = FLOOR_DRAWS,
+        seed: int = 0,
+        drawn_from: str = "real images in neither reference",
+    ) -> dict[str, Any]:
+        """The real-vs-real FID at ``n`` samples against this evaluator's reference: ``draws`` seeded draws
+        of ``n`` of these real features (another split than the reference's), each scored against the
+        reference. No generator can be expected below it at this n, reference and feature network.
 
-    def _floor(self, real, n: int, draws: int, seed: int, features) -> tuple[float, float]:
-        draws = max(1, min(draws, real.shape[0] // n))
-        perm = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(seed))
-        fids = [self.frechet(features(real[perm[i * n : (i + 1) * n]])) for i in range(draws)]
+        The draws are disjoint when the pool holds ``draws * n`` samples; otherwise each is its own random
+        n-subset of the pool (``disjoint`` False): they share samples, and their sd understates a fresh
+        draw's by about sqrt(1 - n / pool). Returns mean, sd (over draws), every draw's FID, n, draws,
+        disjoint, pool, seed, drawn_from, the reference (split and n) and the feature network."""
+        if self.reference_key is None:
+            raise RuntimeError("no reference set: call set_reference(...) or set_reference_from(...) first")
+        pool = int(real_features.shape[0])
+        if not 2 <= n <= pool:
+            raise ValueError(f"the floor at n={n} needs 2 <= n <= the {pool} real samples given")
+        if draws < 1:
+            raise ValueError(f"a floor needs at least one draw, got draws={draws}")
+        if draws < FLOOR_DRAWS:
+            log.warning("a floor from %d draws (fewer than %d): its sd is rough", draws, FLOOR_DRAWS)
+        g = torch.Generator().manual_seed(seed)
+        disjoint = draws * n <= pool
+        if disjoint:
+            perm = torch.randperm(pool, generator=g)
+            picks = [perm[i * n : (i + 1) * n] for i in range(draws)]
+        else:
+            picks = [torch.randperm(pool, generator=g)[:n] for _ in range(draws)]
+        fids = [self.frechet(real_features[idx]) for idx in picks]
         mean = sum(fids) / len(fids)
         sd = math.sqrt(sum((f - mean) ** 2 for f in fids) / (len(fids) - 1)) if len(fids) > 1 else math.nan
-        return mean, sd
+        ref = self.reference_key
+        return {
+            "mean": mean,
+            "sd": sd,
+            "fids": fids,
+            "n": n,
+            "draws": draws,
+            "disjoint": disjoint,
+            "pool": pool,
+            "seed": seed,
+            "drawn_from": drawn_from,
+            "reference": {"split": ref.get("split"), "n": ref.get("n"), "dataset": ref.get("dataset")},
+            "feature_network": self.identity,
+        }
 
     def _classify(self, x: torch.Tensor) -> torch.Tensor:
         out = self.classifier(x)
@@ -395,27 +448,38 @@ class Evaluator:
             else out
         )
 
-    def _precision_recall(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    def _precision_recall(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[float, float, torch.Tensor, int]:
+        """Precision, recall, each generated sample's realism, and n: precision and recall from n real and
+        n generated samples, n the smaller count, the larger side subsampled (seeded, so the same sets give
+        the same numbers); realism scores every generated sample against the n real ones."""
         k = self.pr_k
         n = min(real.shape[0], fake.shape[0])
         if n <= k:  # k-NN manifolds need more than k samples on each side: no number rather than a crash
             log.warning(
                 "precision/recall need more than k=%d samples on each side, got %d: reported as NaN", k, n
             )
-            return math.nan, math.nan, torch.full((fake.shape[0],), math.nan)
-        if n not in self._real_radii:  # equal counts: a fixed random subset of the reference
+            return math.nan, math.nan, torch.full((fake.shape[0],), math.nan), 0
+        if n not in self._real_radii:  # a fixed random subset of the reference per n
             subset = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(self.seed))[:n]
             self._real_radii[n] = (real[subset], knn_radii(real[subset], k))
         real, real_r = self._real_radii[n]
-        fake_r = knn_radii(fake, k)
+        if fake.shape[0] > n:
+            pick = torch.randperm(fake.shape[0], generator=torch.Generator().manual_seed(self.seed + 1))[:n]
+            fake_pr = fake[pick]
+        else:
+            fake_pr = fake
+        fake_r = knn_radii(fake_pr, k)
+        in_real = torch.zeros(fake_pr.shape[0], dtype=torch.bool)
+        for i, d in _pairwise_chunks(fake_pr, real):
+            in_real[i : i + d.shape[0]] = (d <= real_r).any(dim=1)
+        in_fake = torch.zeros(real.shape[0], dtype=torch.bool)
+        for i, d in _pairwise_chunks(real, fake_pr):
+            in_fake[i : i + d.shape[0]] = (d <= fake_r).any(dim=1)
         # realism uses the real samples whose radius is at most the median (the paper drops the outer half)
         keep = real_r <= real_r.median()
-        in_real = torch.zeros(fake.shape[0], dtype=torch.bool)
         realism = torch.empty(fake.shape[0])
-        for i, d in _pairwise_chunks(fake, real):
-            in_real[i : i + d.shape[0]] = (d <= real_r).any(dim=1)
-            realism[i : i + d.shape[0]] = (real_r[keep] / d[:, keep].clamp_min(1e-12)).max(dim=1).values
-        in_fake = torch.zeros(real.shape[0], dtype=torch.bool)
-        for i, d in _pairwise_chunks(real, fake):
-            in_fake[i : i + d.shape[0]] = (d <= fake_r).any(dim=1)
-        return in_real.float().mean().item(), in_fake.float().mean().item(), realism
+        for i, d in _pairwise_chunks(fake, real[keep]):
+            realism[i : i + d.shape[0]] = (real_r[keep] / d.clamp_min(1e-12)).max(dim=1).values
+        return in_real.float().mean().item(), in_fake.float().mean().item(), realism, n

@@ -30,9 +30,22 @@ LENET_RECIPES = {
 }
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, remembered per (path, size, modification time): a file replaced in place
+    (new weights under the shipped name) gets its new hash, and with it new reference-cache entries."""
+    st = Path(path).stat()
+    return _digest("sha256", str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def file_sha1(path: str | Path) -> str:
+    """:func:`file_sha256`'s SHA-1 counterpart, for names already published with it."""
+    st = Path(path).stat()
+    return _digest("sha1", str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
 @cache
-def file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
+def _digest(algorithm: str, path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -118,7 +131,7 @@ class InceptionFeatures(nn.Module):
 
     @property
     def identity(self) -> str:
-        return f"inception-v3-fid:{file_sha1(self.path)[:12]}"
+        return f"inception-v3-fid:{file_sha256(self.path)[:12]}"
 
     def train(self, mode: bool = True) -> InceptionFeatures:
         return super().train(False)  # always inference: frozen BatchNorm statistics
@@ -141,6 +154,9 @@ class InceptionFeatures(nn.Module):
 
 class LeNetFeatures(nn.Module):
     """Penultimate-layer (128-d) features of the LeNet classifier trained by this project, plus its logits.
+
+    ``identity`` names the weights by their file's SHA-256 (the first 12 hex digits); the reference cache
+    keys its entries by it, so features from other weights are never reused.
 
     ``weights`` names a shipped file (``mnist``, ``fashion_mnist``: ``artdirector/weights/lenet_<name>.pt``)
     or is a path to a ``feature_net.pt`` written by ``model=classifier``.
@@ -173,11 +189,15 @@ class LeNetFeatures(nn.Module):
         self.num_features = self.net.num_features
         self.path = path
         self.trained_on = payload.get("dataset")
-        self.val_acc = payload.get("val_acc")
+        # what the recipe states (models.classifier): the accuracy it was chosen by, on the selection split,
+        # and the report (test) split's accuracy of the chosen weights
+        self.selection_acc = payload.get("selection_acc")
+        self.report_acc = payload.get("report_acc")
+        self.chosen_on = payload.get("chosen_on")
 
     @property
     def identity(self) -> str:
-        return f"lenet-{self.trained_on}:{file_sha1(self.path)[:12]}"
+        return f"lenet-{self.trained_on}:{file_sha256(self.path)[:12]}"
 
     def train(self, mode: bool = True) -> LeNetFeatures:
         return super().train(False)

@@ -64,9 +64,11 @@ def styled(drawing: Drawing, words: list[str]) -> Drawing:
     return Drawing(image[0], drawing.creator, drawing.seed, drawing.how, dict(drawing.options), record)
 
 
-def item_seed(seed: int, index: int, attempt: int) -> int:
-    """A seed per (scene seed, object, attempt): independent streams, the same on every machine."""
-    digest = hashlib.sha256(f"{seed}/{index}/{attempt}".encode()).digest()
+def item_seed(seed: int, index: int, attempt: int, salt: str = "") -> int:
+    """A seed per (scene seed, object, attempt): independent streams, the same on every machine. ``salt``
+    keeps the draws of a scene's edits apart from the scene's own ("edit1": the first edit's)."""
+    key = f"{seed}/{index}/{attempt}" + (f"/{salt}" if salt else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
 

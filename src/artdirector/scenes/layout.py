@@ -132,7 +132,8 @@ def _grid(insts, sizes, rows, cols, height, width, gap, rng) -> tuple[list[Box |
     return boxes, scale, notes
 
 
-def _apart(a: Box, b: Box, gap: int) -> bool:
+def apart(a: Box, b: Box, gap: int) -> bool:
+    """Are the boxes at least ``gap`` px apart along x or y (no overlap, a clear margin between)?"""
     return a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1]
 
 
@@ -194,7 +195,7 @@ def _scatter(prompt, insts, sizes, height, width, gap, margin, tries, rng) -> li
             for _ in range(50):
                 x0, y0 = rng.randint(gap, width - s - gap), rng.randint(gap, height - s - gap)
                 b = (float(x0), float(y0), float(x0 + s), float(y0 + s))
-                if all(o is None or _apart(b, o, gap) for o in boxes):
+                if all(o is None or apart(b, o, gap) for o in boxes):
                     boxes[k] = b
                     break
             else:

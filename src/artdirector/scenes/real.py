@@ -86,6 +86,7 @@ class RealCreator:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "checkpoint": None,  # real images: no model
             "kind": self.kind,
             "source": self.source,
             "images": int(self.images.shape[0]),

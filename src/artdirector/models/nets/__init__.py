@@ -6,6 +6,7 @@ from artdirector.models.nets.dcgan import (
     Generator,
     ProjectionDiscriminator,
 )
+from artdirector.models.nets.judge import JudgeNet
 from artdirector.models.nets.lenet import LeNet
 from artdirector.models.nets.sngan import CBNGenerator, SNProjectionDiscriminator
 from artdirector.models.nets.sr import ESPCN
@@ -16,6 +17,7 @@ __all__ = [
     "ConditionalGenerator",
     "Discriminator",
     "Generator",
+    "JudgeNet",
     "LeNet",
     "ProjectionDiscriminator",
     "SNProjectionDiscriminator",
