@@ -43,7 +43,7 @@ def _read_file(path: Path, notes: list[str]) -> torch.Tensor:
                 im = im.convert("RGB")
             c = 1 if im.mode == "L" else 3
             t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, c)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         raise InputError(f"input image {path} could not be decoded; is it a valid image file?") from err
     if min(t.shape[:2]) < MIN_SIDE:
         raise InputError(
