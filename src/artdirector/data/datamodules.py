@@ -199,8 +199,14 @@ class TorchvisionDataModule(ImageDataModule):
 
         return datasets.MNIST if self.dataset == "mnist" else datasets.FashionMNIST
 
+    @property
+    def _download(self) -> bool:
+        """torchvision's download step; for the repository's copy it only checks the md5s and unpacks the .gz
+        files beside them (no network), so it is always allowed there."""
+        return bool(self.hparams.download) or self.root.resolve() == SHIPPED_DATA.resolve()
+
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        ds = self._tv_class()(str(self.root), train=train, download=self.hparams.download)
+        ds = self._tv_class()(str(self.root), train=train, download=self._download)
         return _to_unit_range(ds.data), ds.targets.long()
 
     def _shipped_root(self) -> Path | None:
@@ -214,7 +220,7 @@ class TorchvisionDataModule(ImageDataModule):
     def prepare_data(self) -> None:
         try:
             for train in (True, False):
-                self._tv_class()(str(self.root), train=train, download=self.hparams.download)
+                self._tv_class()(str(self.root), train=train, download=self._download)
         except (RuntimeError, OSError) as err:
             shipped = self._shipped_root() if self.hparams.fallback_to_bundled else None
             if shipped is None:
