@@ -8,7 +8,8 @@ and overall; seconds per image on this device. For diffusion also: sampling imag
 and FID at ``--steps-n`` samples for 25 against 250 steps (DPM-Solver++ and DDPM ancestral).
 
 Routing evidence: a second draw (seed + 1) of ``--selection-n`` samples against the **selection** split
-(what the Generation Agent decides from: routing is a decision), stored as the card's ``selection`` block.
+(what the Generation Agent decides from: routing is a decision), stored as the card's ``selection`` block
+with the LeNet's and the judge's conformance of that draw.
 Per-class FIDs on the report split for conditional creators (each class's samples against the report
 images of that class).
 
@@ -57,7 +58,7 @@ from artdirector.creators import ADAPTERS
 from artdirector.creators.routing import read_evidence, route
 from artdirector.data import TorchvisionDataModule
 from artdirector.evaluate import copy_check
-from artdirector.evaluation import Evaluator, InceptionFeatures, LeNetFeatures
+from artdirector.evaluation import Evaluator, InceptionFeatures, LeNetFeatures, floor_pair
 from artdirector.evaluation.judge import load_judge, within_class_variety
 from artdirector.io import save_grid, write_json
 from artdirector.models.base import balanced_labels
@@ -267,6 +268,12 @@ def card_for(
         "seed": args.seed + 1,
         "metrics": {k: getattr(rs, k) for k in ("fid", "fid_se", "kid", "kid_std", "precision", "recall")},
         **({"conformance": conformance(rs.labels, sel_labels, classes)} if classes else {}),
+        # the judge's reading of the routing draw, for a router that should not trust the LeNet's
+        **(
+            {"judge": load_judge(args.dataset).conformance_per_class(sel_images.cpu(), sel_labels)}
+            if classes
+            else {}
+        ),
     }
     if args.train_steps:
         card["train_images_per_s"] = train_images_per_s(
@@ -358,7 +365,7 @@ def main() -> None:
     dm = TorchvisionDataModule(args.dataset, root=args.data_root, fallback_to_bundled=False)
     ev = Evaluator(LeNetFeatures(args.dataset), name="lenet", cache_dir="outputs/cache/reference").to(device)
     ev.set_reference_from(dm, "report", args.n)
-    floor = ev.floor(dm.real_images("train", 3 * args.n), args.n, draws=3)
+    floor = floor_pair(ev.floor_from(dm, args.n))
     ev_steps = Evaluator(LeNetFeatures(args.dataset), name="lenet", cache_dir="outputs/cache/reference").to(
         device
     )
@@ -367,7 +374,7 @@ def main() -> None:
         device
     )
     ev_sel.set_reference_from(dm, "selection", args.selection_n)
-    sel_floor = ev_sel.floor(dm.real_images("train", 3 * args.selection_n), args.selection_n, draws=3)
+    sel_floor = floor_pair(ev_sel.floor_from(dm, args.selection_n))
     x, y = labelled_images(dm, "report")
     report_xy = SimpleNamespace(x=x, y=y, datamodule=dm)
     ev_inc = None

@@ -34,7 +34,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from artdirector.data import TorchvisionDataModule
-from artdirector.evaluation import Evaluator, LeNetFeatures
+from artdirector.evaluation import Evaluator, LeNetFeatures, floor_pair
 from artdirector.io import write_json
 from artdirector.models.gan import GANModule
 from artdirector.runtime import CONFIG_DIR
@@ -97,7 +97,7 @@ def main() -> None:
     ref_dm = TorchvisionDataModule("mnist", root=args.data_dir, download=False, fallback_to_bundled=False)
     evaluator = Evaluator(LeNetFeatures(weights="mnist"), name="lenet", cache_dir=str(args.out / "reference"))
     evaluator.set_reference_from(ref_dm, "report")
-    floor_mean, floor_sd = evaluator.floor(ref_dm.real_images("train", 3 * args.n_eval), args.n_eval, draws=3)
+    floor_mean, floor_sd = floor_pair(evaluator.floor_from(ref_dm, args.n_eval))
     print(f"floor at n={args.n_eval}: {floor_mean:.2f} +- {floor_sd:.2f}", flush=True)
 
     policies = [OFF, *args.policy]

@@ -137,7 +137,8 @@ def bench_techniques(n: int, out: Path, overrides: list[str]) -> dict:
         rows[name] = {
             "wall": wall,
             "cpu": cpu,
-            "per_1000": name != "finetune",  # finetune's cost is its batches, whatever n
+            # DRS's burn-in and calibration and finetune's batches cost the same at any n: not scaled
+            "per_1000": name in ("langevin", "dot", "truncation"),
             "fid": rep.fid,
             "fingerprint": [
                 float(s.latents.double().sum()) if s.latents is not None else None,
@@ -196,7 +197,7 @@ def table(res: dict) -> str:
         scale = 1000 / t["n"]
         for name, r in t["rows"].items():
             per = r["per_1000"]
-            what = f"{name}, s per 1,000 images" if per else name
+            what = f"{name}, s per 1,000 images" if per else f"{name}, s at n={t['n']}"
             k = scale if per else 1.0
             note = f"measured at n={t['n']}" + (f"; selection FID {r['fid']:.2f}" if "fid" in r else "")
             lines.append(f"| {what} | {k * r['wall']:.1f} | {k * r['cpu']:.1f} | {note} |")

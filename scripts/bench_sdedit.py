@@ -30,7 +30,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from artdirector.agent import labelled_images
 from artdirector.creators import load_creator
 from artdirector.data import TorchvisionDataModule
-from artdirector.evaluation import Evaluator, LeNetFeatures
+from artdirector.evaluation import Evaluator, LeNetFeatures, floor_pair
 from artdirector.io import atomic_write, save_grid, write_json
 from artdirector.models.checkpoint import load_module
 
@@ -64,7 +64,7 @@ def main() -> None:
     lenet = LeNetFeatures("mnist")
     ev = Evaluator(lenet, name="lenet", cache_dir="outputs/cache/reference")
     ev.set_reference_from(dm, "report", 10000)
-    floor = ev.floor(dm.real_images("train", 3 * args.n), args.n, draws=3)
+    floor = floor_pair(ev.floor_from(dm, args.n))
 
     def classify(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([lenet.logits_from_features(lenet(b)).argmax(1) for b in x.split(500)])

@@ -29,7 +29,7 @@ from artdirector.agent import labelled_images
 from artdirector.creators import load_creator
 from artdirector.data import TorchvisionDataModule
 from artdirector.editing.style import candidates, edit, measure_edit, target_for_word
-from artdirector.evaluation import Evaluator, LeNetFeatures
+from artdirector.evaluation import Evaluator, LeNetFeatures, floor_pair
 from artdirector.io import save_grid, write_json
 from artdirector.models.base import balanced_labels
 
@@ -60,7 +60,7 @@ def main() -> None:
 
     def floor(n: int) -> tuple[float, float]:
         if n not in floors:
-            floors[n] = ev.floor(dm.real_images("train", 3 * n), n, draws=3)
+            floors[n] = floor_pair(ev.floor_from(dm, n))
         return floors[n]
 
     def classify(images: torch.Tensor) -> torch.Tensor:

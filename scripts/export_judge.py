@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 
 from artdirector.data import TorchvisionDataModule
 from artdirector.errors import ConfigError, report_user_errors
@@ -33,6 +34,14 @@ def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, classes: in
         "n_per_class": [int((y == c).sum()) for c in range(classes)],
         "n": len(y),
     }
+
+
+def max_epochs(ckpt: Path) -> int | None:
+    """The run's trainer.max_epochs, from the Hydra config beside its checkpoints/ folder (if there)."""
+    config = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return None
+    return (yaml.safe_load(config.read_text()).get("trainer") or {}).get("max_epochs")
 
 
 @report_user_errors
@@ -65,7 +74,8 @@ def main() -> None:
         "report_acc": rep["acc"],
         "report_acc_per_class": rep["per_class"],
         "report_n_per_class": rep["n_per_class"],
-        "epoch": ckpt.get("epoch"),
+        "selected_epoch": ckpt["epoch"] + 1,  # Lightning counts epochs from 0
+        "epochs": max_epochs(args.ckpt),
         "global_step": ckpt.get("global_step"),
         "train_seconds": args.train_seconds,
         "recipe": f"python scripts/train.py experiment=judge_{args.dataset}; "
@@ -80,7 +90,8 @@ def main() -> None:
                 "out": str(out),
                 "sha256": file_sha256(out),
                 "bytes": out.stat().st_size,
-                "epoch": payload["epoch"],
+                "selected_epoch": payload["selected_epoch"],
+                "epochs": payload["epochs"],
                 "selection": sel,
                 "report": rep,
             },

@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 FLOOR_DRAWS = 10  # draws behind every real-vs-real floor: fewer give an sd too rough to read a gap by
 
 
+def floor_pair(floor: dict[str, Any]) -> tuple[float, float]:
+    """(mean, sd) of a floor from :meth:`Evaluator.floor_features` or :meth:`Evaluator.floor_from`."""
+    return floor["mean"], floor["sd"]
+
+
 class _Precomputed(nn.Module):
     """A torchmetrics ``feature=`` module for features that were already extracted."""
 

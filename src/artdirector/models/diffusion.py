@@ -103,6 +103,10 @@ class DiffusionModule(ExactResume, L.LightningModule):
         ema_decay: decay of the weight average used for sampling (0 disables it).
         sampler, steps, guidance: the default sampling options (each can be passed to :meth:`sample`).
         warmup_steps: linear learning-rate warm-up.
+        snr_gamma: Min-SNR-gamma loss weighting (Hang et al. 2023): each sample's noise loss is weighted by
+            ``min(SNR(t), gamma) / SNR(t)``, so the near-clean timesteps, whose targets are easy and whose
+            gradients conflict with the rest, stop dominating; the paper reports about 3x faster convergence
+            with gamma = 5. ``None``: the plain mean squared error.
     """
 
     kind = "diffusion"
@@ -121,8 +125,11 @@ class DiffusionModule(ExactResume, L.LightningModule):
         steps: int = 25,
         guidance: float = 2.0,
         warmup_steps: int = 500,
+        snr_gamma: float | None = None,
     ) -> None:
         super().__init__()
+        if snr_gamma is not None and not snr_gamma > 0:
+            raise ConfigError(f"model.snr_gamma must be positive or null, got {snr_gamma}")
         if sampler not in SAMPLERS:
             raise ConfigError(f"model.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if not 0 <= p_uncond < 1:
@@ -150,6 +157,7 @@ class DiffusionModule(ExactResume, L.LightningModule):
         self.p_uncond = p_uncond
         self.defaults = {"sampler": sampler, "steps": steps, "guidance": guidance}
         self.warmup_steps = warmup_steps
+        self.snr_gamma = snr_gamma
         self.train_scheduler = DDPMScheduler(
             num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, clip_sample=True
         )
@@ -191,7 +199,8 @@ class DiffusionModule(ExactResume, L.LightningModule):
         noise = torch.randn_like(x)
         t = torch.randint(0, self.train_scheduler.config.num_train_timesteps, (x.shape[0],), device=x.device)
         x_t = self.train_scheduler.add_noise(x, noise, t)
-        loss = F.mse_loss(self.eps(x_t, t, y).float(), noise.float())
+        per_sample = F.mse_loss(self.eps(x_t, t, y).float(), noise.float(), reduction="none").mean((1, 2, 3))
+        loss = (per_sample * self.loss_weights(t)).mean()
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"train/loss became {loss.item()} at step {self.global_step}; last good checkpoint: "
@@ -207,6 +216,15 @@ class DiffusionModule(ExactResume, L.LightningModule):
             sync_dist=self._trainer is not None and self.trainer.world_size > 1,
         )
         return loss
+
+    def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights of the noise loss at timesteps ``t``: ones, or Min-SNR-gamma's
+        ``min(SNR, gamma) / SNR`` with ``SNR = abar / (1 - abar)``."""
+        if self.snr_gamma is None:
+            return torch.ones(t.shape, device=t.device)
+        abar = self.train_scheduler.alphas_cumprod.to(t.device)[t].float()
+        snr = abar / (1 - abar)
+        return snr.clamp(max=self.snr_gamma) / snr
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
