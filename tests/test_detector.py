@@ -19,15 +19,10 @@ from artdirector.data.scenes import (
     SceneSet,
     collate_scenes,
 )
-from artdirector.models.detector import (
-    Detection,
-    SceneDetector,
-    SceneMetrics,
-    decode,
-    load_detector,
-    render_targets,
-    scene_result,
-)
+from artdirector.models.detection.decode import decode
+from artdirector.models.detection.inference import Detection, SceneDetector, load_detector
+from artdirector.models.detection.metrics import SceneMetrics, scene_result
+from artdirector.models.detection.targets import render_targets
 from artdirector.scenes.canvas import blank, cell_box, ink_box, iou, paste
 from artdirector.train import train
 

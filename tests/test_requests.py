@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from artdirector.agents.types import RequestError, interpret
-from artdirector.prompts import DATASETS, PromptError, parse
+from artdirector.prompts import PromptError, parse
 from artdirector.prompts.argv import hydra_quote, request_argv
+from artdirector.prompts.words import DATASETS
 from helpers import run_script
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@
     replace the 4 with a 9       move the 3 to the right of the 7
     make the 3 thicker           swap the 3 and the 7         make the left 7 smaller and thinner
 
-A sibling of the request grammar (:mod:`artdirector.prompts`): the same terminals for objects, counts, sizes,
+A sibling of the request grammar (:mod:`artdirector.prompts.grammar`): the same terminals for objects, counts, sizes,
 style words, relations, positions, conjunctions and filler words (one place for those words), plus the edit
 verbs, the comparatives and the words that pick one of several objects ("the left 7", "the 7 on the left"),
 listed below. As there, a word no terminal matches is refused naming it and the closest known words.
@@ -19,25 +19,19 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lark import Lark, Token, Transformer, UnexpectedEOF, UnexpectedInput
-from lark.exceptions import VisitError
+from lark import Token
 
-from artdirector.prompts import (
-    _VOCAB,
-    COUNT_WORDS,
-    OBJECTS,
-    POSITIONS,
-    RELATIONS,
-    SIZES,
-    STYLES,
+from artdirector.prompts import ObjectSpec, PromptError
+from artdirector.prompts.grammar import (
     TERMINALS,
-    ObjectSpec,
-    PromptError,
-    _body,
-    _key,
-    _suggest,
-    unknown_words,
+    VOCAB,
+    Builder,
+    Reader,
+    alternation,
+    lark_grammar,
+    word_key,
 )
+from artdirector.prompts.words import OBJECTS, POSITIONS, RELATIONS, SIZES, STYLES
 
 # the edit verbs, by what they do
 VERBS = {
@@ -116,21 +110,22 @@ EDIT_TERMINALS = {
         k: TERMINALS[k] for k in ("OBJECT", "ONE", "COUNT", "NUMBER", "RELATION", "POSITION", "SIZE", "STYLE")
     },
     "CONJ": TERMINALS["CONJ"],
-    "REMOVE": _body(w for w, v in VERBS.items() if v == "remove"),
-    "ADD": _body(w for w, v in VERBS.items() if v == "add"),
-    "REPLACE": _body(w for w, v in VERBS.items() if v == "replace"),
-    "MOVE": _body(w for w, v in VERBS.items() if v == "move"),
-    "SWAP": _body(w for w, v in VERBS.items() if v == "swap"),
-    "MAKE": _body(w for w, v in VERBS.items() if v == "change"),
-    "CHANGEVERB": _body(CHANGE_VERBS),
-    "MORE": _body(COMPARATIVES),
-    "PLACE": _body(PLACES),
-    "TO": _body(TO),
+    "REMOVE": alternation(w for w, v in VERBS.items() if v == "remove"),
+    "ADD": alternation(w for w, v in VERBS.items() if v == "add"),
+    "REPLACE": alternation(w for w, v in VERBS.items() if v == "replace"),
+    "MOVE": alternation(w for w, v in VERBS.items() if v == "move"),
+    "SWAP": alternation(w for w, v in VERBS.items() if v == "swap"),
+    "MAKE": alternation(w for w, v in VERBS.items() if v == "change"),
+    "CHANGEVERB": alternation(CHANGE_VERBS),
+    "MORE": alternation(COMPARATIVES),
+    "PLACE": alternation(PLACES),
+    "TO": alternation(TO),
     "FILLER": TERMINALS["FILLER"],
-    "EDITFILLER": _body(EDIT_FILLER),
+    "EDITFILLER": alternation(EDIT_FILLER),
 }
 
-EDIT_GRAMMAR = r"""
+EDIT_GRAMMAR = lark_grammar(
+    r"""
 start: ","? edit ","?
 ?edit: remove | add | replace | move | swap | change
 remove: REMOVE ref
@@ -148,8 +143,8 @@ count: COUNT | NUMBER
 %ignore FILLER
 %ignore EDITFILLER
 %ignore /[\s.!?;:]+/
-""" + "\n".join(
-    f"{name}{'.2' if name == 'OBJECT' else ''}: /{pattern}/i" for name, pattern in EDIT_TERMINALS.items()
+""",
+    EDIT_TERMINALS,
 )
 
 KINDS = ("remove", "add", "replace", "move", "swap", "change")
@@ -221,20 +216,14 @@ class Edit:
         return {**asdict(self), "understood": self.describe()}
 
 
-class _Build(Transformer):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def count(self, items):
-        (tok,) = items
-        return int(tok) if tok.type == "NUMBER" else COUNT_WORDS[_key(tok)]
+class _Build(Builder):
+    """The parse tree of an edit -> what it says."""
 
     def ref(self, items):
         ref = None
         size, style, places = None, [], []
         for it in items:
-            key = _key(it)
+            key = word_key(it)
             if it.type in ("OBJECT", "ONE"):
                 dataset, label, name = OBJECTS[key]
                 ref = ObjectRef(name, dataset, label)
@@ -255,17 +244,17 @@ class _Build(Transformer):
             if isinstance(it, int):
                 count = it
             elif it.type == "SIZE":
-                size = SIZES[_key(it)]
+                size = SIZES[word_key(it)]
             elif it.type == "STYLE":
-                style.append(STYLES[_key(it)])
+                style.append(STYLES[word_key(it)])
             else:
-                obj = OBJECTS[_key(it)]
+                obj = OBJECTS[word_key(it)]
         dataset, label, name = obj
         return ObjectSpec(name, dataset, label, count, size, True, style)
 
     def how(self, items):
         (tok,) = items
-        key = _key(tok)
+        key = word_key(tok)
         if tok.type == "SIZE":
             return ("size", SIZES[key])
         if tok.type == "STYLE":
@@ -275,7 +264,9 @@ class _Build(Transformer):
     def _parts(self, items):
         refs = [i for i in items if isinstance(i, ObjectRef)]
         new = next((i for i in items if isinstance(i, ObjectSpec)), None)
-        rel = next((RELATIONS[_key(i)] for i in items if isinstance(i, Token) and i.type == "RELATION"), None)
+        rel = next(
+            (RELATIONS[word_key(i)] for i in items if isinstance(i, Token) and i.type == "RELATION"), None
+        )
         return refs, new, rel
 
     def remove(self, items):
@@ -308,7 +299,7 @@ class _Build(Transformer):
         (target,), _, _ = self._parts(items)
         edit = Edit(self.text, "change", target=target)
         hows = [i for i in items if isinstance(i, tuple)]
-        verb = next((_key(i) for i in items if isinstance(i, Token) and i.type == "CHANGEVERB"), None)
+        verb = next((word_key(i) for i in items if isinstance(i, Token) and i.type == "CHANGEVERB"), None)
         if verb is not None:
             hows.insert(0, COMPARATIVES[CHANGE_VERBS[verb]])
         for what, value in hows:
@@ -327,10 +318,15 @@ class _Build(Transformer):
         return edit
 
 
-_PARSER = Lark(EDIT_GRAMMAR, parser="earley", lexer="dynamic", ambiguity="resolve", propagate_positions=True)
-_TERMINAL_RES = [re.compile(p, re.I) for p in (*EDIT_TERMINALS.values(), r"[.!?;:]")]
-_EDIT_VOCAB = sorted({*_VOCAB, *VERBS, *CHANGE_VERBS, *COMPARATIVES, *PLACES, *TO, *EDIT_FILLER})
-_VERB_RE = re.compile(_body([*(w for w, v in VERBS.items() if v != "change"), *CHANGE_VERBS]), re.I)
+_EDITS = Reader(
+    EDIT_GRAMMAR,
+    EDIT_TERMINALS,
+    {*VOCAB, *VERBS, *CHANGE_VERBS, *COMPARATIVES, *PLACES, *TO, *EDIT_FILLER},
+    _EXAMPLES,
+    empty=f"empty edit: {_EXAMPLES}",
+    label="the edit ",
+)
+_VERB_RE = re.compile(alternation([*(w for w, v in VERBS.items() if v != "change"), *CHANGE_VERBS]), re.I)
 
 
 def looks_like_edit(text: str) -> bool:
@@ -344,29 +340,4 @@ def looks_like_edit(text: str) -> bool:
 
 def parse_edit(text: str) -> Edit:
     """The edit a sentence says; :class:`PromptError` (one line) naming what cannot be placed."""
-    text = " ".join((text or "").split())
-    if not text:
-        raise PromptError(f"empty edit: {_EXAMPLES}")
-    unknown = unknown_words(text, _TERMINAL_RES)
-    if unknown:
-        said = ", ".join(map(repr, dict.fromkeys(unknown)))
-        hints = "; ".join(_suggest(w, _EDIT_VOCAB) for w in dict.fromkeys(unknown))
-        raise PromptError(f"could not place {said} in the edit {text!r} ({hints}); {_EXAMPLES}")
-    try:
-        tree = _PARSER.parse(text)
-    except UnexpectedEOF:
-        raise PromptError(f"the edit {text!r} stops before it is complete: {_EXAMPLES}") from None
-    except UnexpectedInput as err:
-        pos = err.pos_in_stream if err.pos_in_stream is not None else len(text)
-        rest = text[pos:].strip()
-        if not rest:
-            raise PromptError(f"the edit {text!r} stops before it is complete: {_EXAMPLES}") from None
-        raise PromptError(
-            f"could not place {rest.split()[0]!r} in the edit {text!r} ({rest!r} does not fit): {_EXAMPLES}"
-        ) from None
-    try:
-        return _Build(text).transform(tree)
-    except VisitError as err:
-        if isinstance(err.orig_exc, PromptError):
-            raise err.orig_exc from None
-        raise
+    return _EDITS.read(text, _Build)

@@ -4,7 +4,8 @@ A scene is a canvas (1, H, W) in [-1, 1] with a black (-1) background, like the 
 placed on it. Boxes are ``(x0, y0, x1, y1)`` in canvas pixels (torchvision's xyxy), floats.
 
 Object classes in a scene are global ids: ``0-9`` the MNIST digits, ``10-19`` FashionMNIST's ten classes in
-torchvision's label order. ``global_id(dataset, label)`` and ``local(gid)`` convert.
+torchvision's label order (named in ``artdirector.prompts.words.CLASS_NAMES``). ``global_id(dataset, label)``
+and ``local(gid)`` convert.
 """
 
 from __future__ import annotations
@@ -14,21 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from artdirector.prompts.words import CLASS_NAMES
+
 DATASETS = ("mnist", "fashion_mnist")
-FASHION_NAMES = (
-    "t-shirt",
-    "trousers",
-    "pullover",
-    "dress",
-    "coat",
-    "sandal",
-    "shirt",
-    "sneaker",
-    "bag",
-    "ankle boot",
-)
-CLASS_NAMES = tuple(str(i) for i in range(10)) + FASHION_NAMES
-NUM_CLASSES = len(CLASS_NAMES)
 
 # How much of its 28x28 frame an object's ink fills along its longer side, per dataset: MNIST digits are
 # normalised into a 20x20 box (LeCun et al. 1998), FashionMNIST items fill the frame. A detected (tight) box is

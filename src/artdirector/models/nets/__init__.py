@@ -6,6 +6,7 @@ from artdirector.models.nets.dcgan import (
     Generator,
     ProjectionDiscriminator,
 )
+from artdirector.models.nets.detector import CenterNet
 from artdirector.models.nets.judge import JudgeNet
 from artdirector.models.nets.lenet import LeNet
 from artdirector.models.nets.sngan import CBNGenerator, SNProjectionDiscriminator
@@ -14,6 +15,7 @@ from artdirector.models.nets.sr import ESPCN
 __all__ = [
     "ESPCN",
     "CBNGenerator",
+    "CenterNet",
     "ConditionalGenerator",
     "Discriminator",
     "Generator",
