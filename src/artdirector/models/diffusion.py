@@ -107,6 +107,8 @@ class DiffusionModule(ExactResume, L.LightningModule):
             ``min(SNR(t), gamma) / SNR(t)``, so the near-clean timesteps, whose targets are easy and whose
             gradients conflict with the rest, stop dominating; the paper reports about 3x faster convergence
             with gamma = 5. ``None``: the plain mean squared error.
+        sampling_precision: ``"fp32"``, or ``"bf16"`` to run the network under bfloat16 autocast while
+            sampling (about twice as fast on a CPU with bf16 units; the solver's arithmetic stays fp32).
     """
 
     kind = "diffusion"
@@ -126,8 +128,11 @@ class DiffusionModule(ExactResume, L.LightningModule):
         guidance: float = 2.0,
         warmup_steps: int = 500,
         snr_gamma: float | None = None,
+        sampling_precision: str = "fp32",
     ) -> None:
         super().__init__()
+        if sampling_precision not in ("fp32", "bf16"):
+            raise ConfigError(f"model.sampling_precision must be fp32 or bf16, got {sampling_precision!r}")
         if snr_gamma is not None and not snr_gamma > 0:
             raise ConfigError(f"model.snr_gamma must be positive or null, got {snr_gamma}")
         if sampler not in SAMPLERS:
@@ -158,6 +163,7 @@ class DiffusionModule(ExactResume, L.LightningModule):
         self.defaults = {"sampler": sampler, "steps": steps, "guidance": guidance}
         self.warmup_steps = warmup_steps
         self.snr_gamma = snr_gamma
+        self.sampling_precision = sampling_precision
         self.train_scheduler = DDPMScheduler(
             num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, clip_sample=True
         )
@@ -360,7 +366,10 @@ class DiffusionModule(ExactResume, L.LightningModule):
             for t in timesteps:
                 tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
                 xin = sched.scale_model_input(x, t)
-                e = self.guided_eps(xin, tt, y, guidance if guided else 1.0, net).float()
+                with torch.autocast(
+                    x.device.type, dtype=torch.bfloat16, enabled=self.sampling_precision == "bf16"
+                ):
+                    e = self.guided_eps(xin, tt, y, guidance if guided else 1.0, net).float()
                 if x0_grad is not None:
                     a = abar[int(t)]
                     x0 = ((x.float() - (1 - a).sqrt() * e) / a.sqrt()).clamp(-1, 1)
