@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from artdirector.data.scenes import SceneDataModule, collate_scenes, size_word
-from artdirector.models.detector import SceneMetrics, load_detector, match
+from artdirector.models.detection.inference import load_detector
+from artdirector.models.detection.metrics import SceneMetrics, match
 
 REPO = Path(__file__).resolve().parents[1]
 

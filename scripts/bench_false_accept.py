@@ -390,7 +390,7 @@ def main(
     from artdirector.evaluation.scene_judge import SceneJudge
 
     if detector is None:
-        from artdirector.models.detector import SHIPPED, load_detector
+        from artdirector.models.detection.inference import SHIPPED, load_detector
 
         det_path = Path(args.detector) if args.detector else SHIPPED
         detector = load_detector(det_path)

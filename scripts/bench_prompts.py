@@ -80,7 +80,8 @@ import torch
 import artdirector.prompts as prompts_pkg
 from artdirector.evaluation.copying import wilson_interval as wilson  # the 95 % Wilson score interval
 from artdirector.io import atomic_write, file_sha256, write_json, write_text
-from artdirector.prompts import DIGIT_WORDS, PromptError, parse
+from artdirector.prompts import PromptError, parse
+from artdirector.prompts.words import DIGIT_WORDS
 from artdirector.scenes.layout import plan
 
 log = logging.getLogger("bench_prompts")
@@ -1167,7 +1168,7 @@ def main(
         entries = [(i, e) for i, e in enumerate(data["prompts"]) if e["category"] == cat]
         chosen += entries[: args.limit] if args.limit else entries
     if detector is None:
-        from artdirector.models.detector import SHIPPED, load_detector
+        from artdirector.models.detection.inference import SHIPPED, load_detector
 
         det_path = Path(args.detector) if args.detector else SHIPPED
         detector = load_detector(det_path, map_location=device)

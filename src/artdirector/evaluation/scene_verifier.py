@@ -111,7 +111,7 @@ class TwoStageDetector:
         return results
 
     def detect(self, canvases: torch.Tensor, threshold: float = 0.3) -> list:
-        from artdirector.models.detector import Detection
+        from artdirector.models.detection.inference import Detection
 
         return [
             [
