@@ -281,7 +281,7 @@ def card_for(
         )
         card["train_batch"] = args.train_batch
     if kind == "diffusion":
-        card["sampler"] = {**model.defaults, **opts}
+        card["sampler"] = {**model.defaults, "precision": model.sampling_precision, **opts}
         card["sampling"] = sampling_sweep(creator, ev_steps, args, device)
     return card
 
@@ -291,7 +291,7 @@ def sampling_sweep(creator, ev: Evaluator, args, device: torch.device) -> list[d
     rows = []
     m = args.steps_n
     labels = balanced_labels(m, creator.num_classes)
-    for sampler in ("dpm++", "ddpm"):
+    for sampler in args.samplers:
         for steps in args.steps:
             _, sec = timed(
                 creator, labels[: args.time_n], args.time_n, args.seed, device, sampler=sampler, steps=steps
@@ -313,6 +313,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50, 250])
     p.add_argument("--fid-steps", type=int, nargs="+", default=[25, 250])
     p.add_argument("--steps-n", type=int, default=2000, help="samples per FID in the step sweep")
+    p.add_argument(
+        "--samplers",
+        nargs="+",
+        default=["dpm++", "ddpm"],
+        choices=["dpm++", "ddpm", "ddim"],
+        help="of the sweep",
+    )
     p.add_argument("--time-n", type=int, default=500, help="samples per timing in the step sweep")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
