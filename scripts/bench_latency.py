@@ -117,7 +117,7 @@ def bench_techniques(n: int, out: Path, overrides: list[str]) -> dict:
     """Each technique of the default batch request once on the same n generated images, then evaluated."""
     from artdirector.agent import build
     from artdirector.agents import Action
-    from artdirector.agents.refinement import REQUIRES
+    from artdirector.agents.refiners import REFINERS
     from bench_agents import cfg_for
 
     (director, request, _), wall, cpu = _timed(
@@ -129,7 +129,7 @@ def bench_techniques(n: int, out: Path, overrides: list[str]) -> dict:
     report, wall, cpu = _timed(lambda: director._evaluate(samples))
     rows["evaluate"] = {"wall": wall, "cpu": cpu, "per_1000": True, "fid": report.fid}
     for name in TECHNIQUES:
-        if not REQUIRES[name] <= set(director.gen.capabilities):  # e.g. no latents: a diffusion creator
+        if not REFINERS[name].requires <= set(director.gen.capabilities):  # e.g. no latents: a diffusion creator
             continue
         cand, wall, cpu = _timed(lambda name=name: director.refiner.refine(samples, Action(name, {})))
         rep = director._evaluate(cand.samples, cand.model)

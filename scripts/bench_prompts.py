@@ -631,7 +631,8 @@ def creator_sets(
     sets: dict[str, dict[str, list]] = {}
     notes: list[str] = []
     if "zoo" in args.sets:
-        from artdirector.agent import scene_creators, zoo_checkpoints
+        from artdirector.creators import zoo_checkpoints
+        from artdirector.creators.routing import scene_creators
 
         ckpts = args.ckpt or zoo_checkpoints()
         sets["zoo"] = scene_creators(ckpts, device)
@@ -1053,7 +1054,7 @@ def gallery(path: Path, title: str, tiles: list[dict[str, Any]], columns: int = 
 
     from PIL import Image, ImageDraw, ImageFont
 
-    from artdirector.agents.scene import annotated
+    from artdirector.agents.scene_report import annotated
 
     imgs = [annotated(t["canvas"], t["verdict"], scale=scale) for t in tiles]
     side = imgs[0].shape[-1]

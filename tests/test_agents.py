@@ -28,6 +28,7 @@ from artdirector.agents import (
     interpret,
     load_input,
 )
+from artdirector.agents.refiners.drs import calibrated_logits
 from artdirector.models.checkpoint import CheckpointError
 from artdirector.prompts import PromptError
 from helpers import run_script
@@ -73,7 +74,7 @@ def test_drs_keeps_samples_the_discriminator_rates_higher(agents) -> None:
     before = _fresh(gen)
     after = ref.refine(before, Action("drs", {"gamma_percentile": 90})).samples
     assert len(after) == len(before) and after.history[-1].startswith("drs")
-    assert ref.calibrated_logits(after.images).mean() > ref.calibrated_logits(before.images).mean()
+    assert calibrated_logits(ref, after.images).mean() > calibrated_logits(ref, before.images).mean()
     assert torch.allclose(gen.model.sample(z=after.latents), after.images, atol=1e-5)  # latents match images
 
 

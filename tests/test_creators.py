@@ -303,7 +303,7 @@ def test_every_creator_speaks_the_protocol(make_cfg, tmp_path, name) -> None:
 def test_policies_never_offer_an_action_the_creator_cannot_do() -> None:
     from artdirector.agents.memory import Memory
     from artdirector.agents.policies import BanditPolicy, State, ThresholdPolicy, _usable
-    from artdirector.agents.refinement import REQUIRES
+    from artdirector.agents.refiners import REFINERS
     from artdirector.agents.types import Stop
     from artdirector.creators import DiffusionCreator, GANCreator
 
@@ -323,6 +323,6 @@ def test_policies_never_offer_an_action_the_creator_cannot_do() -> None:
             decision = policy.decide(state, Memory())
             if expected:
                 assert not isinstance(decision, Stop) and decision.name == expected[0]
-                assert REQUIRES[decision.name] <= set(caps)
+                assert REFINERS[decision.name].requires <= set(caps)
             else:
                 assert isinstance(decision, Stop)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from artdirector.agents import Candidate, Director, RulePolicy, ThresholdPolicy, interpret
+from artdirector.agents.refiners import REFINERS
 from artdirector.creators.routing import read_evidence, route
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,14 +54,15 @@ def test_an_accepted_finetune_switches_the_model_and_the_trace_names_it(
     gen, _, ref = agents
     ref.defaults["finetune"] = {"steps": 2}
     real = ref.real_images[:64]
-    original = ref.finetune
+    original = REFINERS["finetune"].apply
 
-    def finetune_to_real(samples, **kw):  # a real finetune whose samples are replaced by real digits: kept
-        cand = original(samples, **kw)
+    # a real finetune whose samples are replaced by real digits: kept
+    def finetune_to_real(samples, ctx, **kw):
+        cand = original(samples, ctx, **kw)
         cand.samples = cand.samples.derived(real, cand.samples.latents, "finetune", model=cand.model_path)
         return cand
 
-    monkeypatch.setattr(ref, "finetune", finetune_to_real)
+    monkeypatch.setattr(REFINERS["finetune"], "apply", finetune_to_real)
     res = _director(agents, tmp_path / "run", _plan("finetune"), replay=False).run(interpret("new", False))
     assert res.memory.refinements[0].accepted
     assert str(gen.ckpt).endswith("finetune_01.ckpt") and gen.model_version >= 1
@@ -70,11 +72,12 @@ def test_an_accepted_finetune_switches_the_model_and_the_trace_names_it(
 
 
 def test_a_gain_within_noise_is_rejected_and_a_real_gain_is_kept(agents, tmp_path, monkeypatch) -> None:
-    gen, _, ref = agents
+    _gen, _, ref = agents
     real = ref.real_images
 
     def refine(samples, action):
-        if action.name == "drs":  # one image of 64 made a real digit, judged unpaired: a gain inside the noise
+        # drs: one image of 64 made a real digit, judged unpaired: a gain inside the noise
+        if action.name == "drs":
             images = torch.cat([real[:1], samples.images[1:]])
             return Candidate(samples.derived(images, samples.latents, action.name), paired=False)
         return Candidate(samples.derived(real[: len(samples)], samples.latents, action.name))  # real digits
@@ -237,19 +240,19 @@ def test_a_budget_that_ends_during_a_long_action_stops_it_and_the_trace_says_so(
     from artdirector.agents import director as director_module
     from artdirector.agents import refinement as refinement_module
 
-    gen, ev, ref = agents
+    _gen, _ev, ref = agents
     ref.defaults[action] = {"steps": 1_000_000}
     offset = {"s": 0.0}
     clock = SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset["s"])
     monkeypatch.setattr(director_module, "time", clock)
     monkeypatch.setattr(refinement_module, "time", clock)
-    run_action = getattr(ref, action)
+    run_action = REFINERS[action].apply
 
-    def late(samples, **params):
+    def late(samples, ctx, **params):
         offset["s"] = ref.deadline - 1.0 - time.perf_counter()
-        return run_action(samples, **params)
+        return run_action(samples, ctx, **params)
 
-    monkeypatch.setattr(ref, action, late)
+    monkeypatch.setattr(REFINERS[action], "apply", late)
     t0 = time.perf_counter()
     res = _director(agents, tmp_path / "run", _plan(action, "truncation"), max_seconds=1000).run(
         interpret("new", False)

@@ -107,6 +107,109 @@ def test_route_compares_fids_only_at_one_n_features_and_split() -> None:
     assert r.chosen == 0 and "no candidate has measured evidence" in r.why
 
 
+def _collapsed_and_varied():
+    """Two class-conditional creators: one collapsed (recall 0, every class 0.1 as varied as real) with the
+    better FID, one varied."""
+    collapsed = _ev("collapsed", ("nothing", "class"), fid=5.0, conf=0.99, per_class={"7": 0.99})
+    collapsed.recall, collapsed.variety = 0.0, {str(c): 0.1 for c in range(10)}
+    varied = _ev("varied", ("nothing", "class"), fid=20.0, conf=0.99, per_class={"7": 0.99})
+    varied.recall, varied.variety = 0.75, {str(c): 0.9 for c in range(10)}
+    return collapsed, varied
+
+
+@pytest.mark.parametrize("needs, classes", [(frozenset(), None), (frozenset({"class"}), (7,))])
+def test_a_collapsed_creator_loses_to_a_varied_one_despite_its_better_fid(needs, classes) -> None:
+    collapsed, varied = _collapsed_and_varied()
+    assert route([collapsed, varied], needs, classes).chosen == 0  # FID alone picks the collapsed one
+    r = route([collapsed, varied], needs, classes, min_recall=0.5, min_variety=0.5)
+    assert r.chosen == 1 and "variety met" in r.why
+    row, other = r.table
+    assert row["eligible"] is False and row["excluded_by"].startswith(
+        "collapsed: recall at equal n 0.000 < 0.5"
+    )
+    assert row["variety_check"].startswith("excluded") and "0.100 < 0.5" in row["variety_check"]
+    assert (row["recall"], row["variety"]) == (0.0, 0.1)
+    assert other["rank"] == 1 and other["variety_check"].startswith("met") and other["variety"] == 0.9
+    # either constraint alone excludes it
+    assert route([collapsed, varied], needs, classes, min_recall=0.5).chosen == 1
+    assert route([collapsed, varied], needs, classes, min_variety=0.5).chosen == 1
+    # a collapsed creator alone still serves, and the reason says no candidate met the constraint
+    r = route([collapsed], needs, classes, min_recall=0.5, min_variety=0.5)
+    assert r.chosen == 0 and "no candidate met every constraint" in r.why
+
+
+def test_variety_is_read_on_the_requested_classes() -> None:
+    _, varied = _collapsed_and_varied()
+    varied.variety = {**varied.variety, "7": 0.2}  # collapsed on its 7s only
+    other = _ev("other", ("nothing", "class"), fid=30.0, conf=0.99, per_class={"7": 0.99, "3": 0.99})
+    other.variety = {str(c): 0.8 for c in range(10)}
+    assert route([varied, other], frozenset({"class"}), (7,), min_variety=0.5).chosen == 1
+    assert route([varied, other], frozenset({"class"}), (3,), min_variety=0.5).chosen == 0
+    assert route([varied, other], min_variety=0.5).chosen == 1  # no class asked: the worst class counts
+
+
+def test_a_card_without_variety_evidence_is_kept_and_said_unchecked() -> None:
+    collapsed, varied = _collapsed_and_varied()
+    unknown = _ev("unknown", ("nothing", "class"), fid=10.0, conf=0.99)
+    r = route([collapsed, varied, unknown], min_recall=0.5, min_variety=0.5)
+    assert r.chosen == 2 and r.table[2]["eligible"]
+    assert r.table[2]["variety_check"].startswith("unchecked, kept eligible")
+    assert "recall at equal n: not on its card" in r.table[2]["variety_check"]
+    assert r.table[1]["rank"] == 2 and not r.table[0]["eligible"]
+    assert route([varied], min_recall=0.0).table[0]["variety_check"] == "not asked"
+
+
+def test_read_evidence_takes_recall_at_equal_n_and_variety_from_the_card(tmp_path) -> None:
+    from artdirector.creators.routing import read_evidence
+
+    def creator(card):
+        return SimpleNamespace(name="c", path=tmp_path / "c.ckpt", accepts=frozenset({"class"}), card=card)
+
+    card = {
+        "n": 1000,
+        "reference": {"dataset": "mnist", "n": 10000},
+        "metrics": {"fid": 9.0, "recall": 0.9},  # at unequal n: not the recall the constraint reads
+        "recall_equal_n": {"recall": 0.4, "n": 10000},
+        "variety": {"min": 0.3, "per_class": {"0": {"ratio": 0.3}, "1": {"ratio": 0.95}}},
+    }
+    ev = read_evidence(creator(card))
+    assert ev.recall == 0.4 and ev.variety == {"0": 0.3, "1": 0.95} and ev.variety_on((1,)) == 0.95
+    del card["recall_equal_n"]
+    assert read_evidence(creator(card)).recall is None  # the report recall was at n=1,000 vs 10,000 real
+    card["n"] = 10000
+    assert read_evidence(creator(card)).recall == 0.9
+    assert read_evidence(creator({})).recall is None and read_evidence(creator({})).variety is None
+
+
+def test_the_scene_path_orders_creators_by_the_same_rule(creators, tmp_path) -> None:
+    """Two class-conditional MNIST creators: the scene director's first is the one routing would choose."""
+    import shutil
+
+    from artdirector.creators.routing import scene_creators
+
+    def card(name, fid, recall, ratio):
+        shutil.copy(creators.cgan, tmp_path / f"{name}.ckpt")
+        block = {"n": 1000, "features": "lenet:1", "split": "selection", "metrics": {"fid": fid}}
+        (tmp_path / f"{name}.card.json").write_text(
+            json.dumps(
+                {
+                    "reference": {"dataset": "mnist"},
+                    "selection": block,
+                    "recall_equal_n": {"recall": recall},
+                    "variety": {"per_class": {str(c): {"ratio": ratio} for c in range(10)}},
+                }
+            )
+        )
+        return str(tmp_path / f"{name}.ckpt")
+
+    ckpts = [card("varied", 20.0, 0.75, 0.9), card("collapsed", 5.0, 0.0, 0.1)]
+    names = lambda out: [c.name for c in out["mnist"]]  # noqa: E731
+    assert names(scene_creators(ckpts, "cpu")) == ["collapsed", "varied"]  # the lower FID first
+    assert names(scene_creators(ckpts, "cpu", min_recall=0.5, min_variety=0.5)) == ["varied"]
+    # the unconditional GAN cannot draw a class: no scene creator
+    assert scene_creators([str(creators.gan)], "cpu") == {}
+
+
 # ---- the agents on a class-conditional GAN and on a diffusion model ------------------------------------
 @pytest.fixture(scope="module")
 def creators(tmp_path_factory):
@@ -238,7 +341,7 @@ def test_the_director_on_a_diffusion_creator_offers_only_its_actions(creators, d
 
 
 def test_the_zoo_routes_a_class_request_to_the_conditional_gan(tmp_path) -> None:
-    from artdirector.agent import zoo_checkpoints
+    from artdirector.creators import zoo_checkpoints
 
     gen = GenerationAgent(zoo_checkpoints(), request=interpret("draw a 7", False))
     assert gen.creator.accepts >= {"class"}

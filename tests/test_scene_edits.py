@@ -132,7 +132,7 @@ def test_the_script_refuses_an_edit_without_input_before_loading_anything(tmp_pa
 @pytest.fixture(scope="module")
 def director():
     from artdirector.agents.scene import SceneDirector
-    from artdirector.models.detector import load_detector
+    from artdirector.models.detection.inference import load_detector
     from artdirector.scenes.real import RealCreator
 
     return SceneDirector({"mnist": [RealCreator.from_mnist5k()]}, load_detector(), max_rounds=3, seed=SEED)
@@ -301,7 +301,7 @@ def test_the_7_when_there_are_two_says_which_and_the_one_said_is_picked(director
 def test_a_refused_edit_exits_2_in_one_line_before_any_model_loads(
     parent, make_cfg, capsys, monkeypatch
 ) -> None:
-    import artdirector.agents.scene as scene_mod
+    import artdirector.agents.scene_config as scene_mod
     from artdirector.errors import report_user_errors
 
     def no_models(*a, **k):
@@ -329,7 +329,7 @@ class _Payload:
 
 
 def test_a_scene_run_is_read_safely_and_checked(parent, tmp_path, capsys) -> None:
-    from artdirector.agents.scene import is_scene_run, load_scene
+    from artdirector.agents.scene_input import is_scene_run, load_scene
 
     run = load_scene(parent)
     assert torch.equal(run.canvas, _canvas(parent)) and len(run.scene.drawings) == 3
@@ -355,7 +355,7 @@ def test_a_scene_run_is_read_safely_and_checked(parent, tmp_path, capsys) -> Non
 
 # ---- the config's path, with the shipped zoo and detector --------------------------------------------
 def test_edit_scene_from_a_config_with_the_zoo(make_cfg, tmp_path) -> None:
-    from artdirector.agents.scene import director_from_config, edit_scene
+    from artdirector.agents.scene_config import director_from_config, edit_scene
 
     parent = tmp_path / "parent"
     cfg = make_cfg("agent", ["request='a 3 left of a 7'", "device=cpu", "scene.max_rounds=2"], out=parent)

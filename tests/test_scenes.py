@@ -153,7 +153,8 @@ def test_paste_and_ink_box():
 
 
 def test_compositor_with_the_zoo_cgan():
-    from artdirector.agent import scene_creators, zoo_checkpoints
+    from artdirector.creators import zoo_checkpoints
+    from artdirector.creators.routing import scene_creators
     from artdirector.scenes.compose import Compositor, item_seed, render
 
     creators = scene_creators(zoo_checkpoints(), torch.device("cpu"))
@@ -202,14 +203,15 @@ class _Broken:
 
 @pytest.fixture(scope="module")
 def zoo_mnist():
-    from artdirector.agent import scene_creators, zoo_checkpoints
+    from artdirector.creators import zoo_checkpoints
+    from artdirector.creators.routing import scene_creators
 
     return scene_creators(zoo_checkpoints(), torch.device("cpu"))["mnist"][0]
 
 
 @pytest.fixture(scope="module")
 def detector():
-    from artdirector.models.detector import load_detector
+    from artdirector.models.detection.inference import load_detector
 
     return load_detector()
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.agents import Action, Director, RulePolicy, interpret
+from artdirector.agents.refiners import Upscale
 from artdirector.evaluation import LeNetFeatures
 from artdirector.models.superres import area_downsample, check_factor, upscale
 
@@ -121,7 +122,7 @@ def test_the_director_finishes_with_upscale_checks_it_and_replays_it(agents, tmp
 
 def test_a_failed_check_is_stated_and_the_output_kept(agents, tmp_path, monkeypatch) -> None:
     gen, ev, ref = agents
-    monkeypatch.setattr(type(ref), "CONSISTENCY_Z", -1.0)  # a bar no upscale can meet
+    monkeypatch.setattr(Upscale, "CONSISTENCY_Z", -1.0)  # a bar no upscale can meet
     plan = RulePolicy(plans={"create": [], "variations": [], "refine": []})
     d = Director(
         gen,
@@ -165,7 +166,7 @@ class _Shift:
 def test_the_consistency_rule_is_two_paired_ses_whatever_the_fid(fid_input, shift, se, met) -> None:
     from types import SimpleNamespace
 
-    from artdirector.agents import RefinementAgent, Samples
+    from artdirector.agents import Samples
 
     x = _digits(4)
     before = Samples(images=x, latents=None, model="m")
@@ -174,8 +175,7 @@ def test_the_consistency_rule_is_two_paired_ses_whatever_the_fid(fid_input, shif
     def report(fid):
         return SimpleNamespace(fid=fid, features=torch.zeros(4, 2), split="selection")
 
-    agent = RefinementAgent(SimpleNamespace())
-    c = agent.check_upscale(before, after, report(fid_input), report(fid_input + shift), _Shift(shift, se), 2)
+    c = Upscale().check(before, after, report(fid_input), report(fid_input + shift), _Shift(shift, se), 2)
     assert c["met"] is met and c["fid_difference"] == pytest.approx(shift)
     assert ("consistency met" if met else "consistency NOT met") in c["summary"]
     if se == se:  # finite SE: the tolerance is stated and is 2 SE

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from artdirector.agents.store import remember
 from artdirector.agents.types import Action, Request, interpret
 from artdirector.errors import ConfigError, at_least, check_settings, report_user_errors
-from artdirector.runtime import CONFIG_DIR, ZOO_DIR, resolve_device
+from artdirector.runtime import CONFIG_DIR, resolve_device
 
 if TYPE_CHECKING:
     from artdirector.agents import Director, Result, Samples
@@ -154,14 +154,11 @@ def class_predictor(evaluator, device):
     return predict
 
 
-def zoo_checkpoints() -> list[str]:
-    return [str(p) for p in sorted(ZOO_DIR.glob("*.ckpt"))]
-
-
 def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     """Wire the agents, the policy and the Director from config; also the request and its input."""
     from artdirector.agents import Director, EvaluationAgent, GenerationAgent, RefinementAgent, load_input
     from artdirector.agents.store import MemoryPrior
+    from artdirector.creators import zoo_checkpoints
     from artdirector.evaluate import copy_check
     from artdirector.train import card_summary, run_data_agent
 
@@ -201,6 +198,8 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         max_seconds_per_image=cfg.get("max_seconds_per_image"),
         quality_bar=cfg.get("quality_bar"),
         min_conformance=cfg.get("min_conformance", 0.0),
+        min_recall=cfg.get("min_recall", 0.0),
+        min_variety=cfg.get("min_variety", 0.0),
         dataset=cfg.data.get("dataset"),
         strength=cfg.get("strength", 0.5),
     )
@@ -298,35 +297,9 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     return director, request, base
 
 
-def scene_creators(ckpts: list[str], device: torch.device) -> dict[str, list]:
-    """The class-conditional creators among ``ckpts``, by the dataset each was trained on (its card's
-    reference), best first: the highest measured conformance, then the lowest selection-split FID."""
-    from artdirector.creators import load_creator
-
-    out: dict[str, list] = {}
-    for path in ckpts:
-        creator = load_creator(path, map_location=device)
-        if "class" not in creator.accepts:
-            continue
-        card = creator.card or {}
-        dataset = (card.get("reference") or {}).get("dataset")
-        if dataset is None:
-            dataset = "mnist"
-            log.warning("%s has no card saying what it was trained on: taken as an MNIST creator", path)
-        out.setdefault(dataset, []).append(creator)
-
-    def rank(c) -> tuple[float, float]:
-        card = c.card or {}
-        conf = (card.get("conformance") or {}).get("overall")
-        fid = ((card.get("selection") or {}).get("metrics") or card.get("metrics") or {}).get("fid")
-        return (-(conf if conf is not None else 0.0), fid if fid is not None else float("inf"))
-
-    return {ds: sorted(cs, key=rank) for ds, cs in out.items()}
-
-
 def run_scene(cfg: DictConfig, request: Request):
     """A scene request: the scene director with the class-conditional creators and the shipped detector."""
-    from artdirector.agents.scene import director_from_config
+    from artdirector.agents.scene_config import director_from_config
 
     director = director_from_config(cfg, sharp=request.sharp)
     out = Path(cfg.paths.output_dir)
@@ -369,7 +342,8 @@ def run_agent(cfg: DictConfig) -> Result:
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     if cfg.get("input") is not None:
-        from artdirector.agents.scene import edit_scene, is_scene_run
+        from artdirector.agents.scene_config import edit_scene
+        from artdirector.agents.scene_input import is_scene_run
 
         if is_scene_run(cfg.input):  # an earlier scene run: the request edits it ("make the 7 bigger")
             return float(edit_scene(cfg, cfg.request, cfg.input).passed)

@@ -6,10 +6,10 @@ result is the **held-out replay**: fresh latents that no decision saw, sent thro
 actions (with the models it accepted), measured against the **report** split beside the same fresh latents
 sampled raw. A rejected step leaves samples *and* model as they were.
 
-Some actions are asked for by the request rather than chosen to lower FID (``upscale``; ``style`` next):
+Some actions are asked for by the request rather than chosen to lower FID (``upscale``, ``style``):
 the **finishing stage** applies each of ``Director(finish=[...])`` once, in order, after the FID loop stops,
 keeps its output whatever its FID, and judges it by its own check
-(:meth:`~artdirector.agents.refinement.RefinementAgent.check`), stated plainly in the trace and the report
+(:meth:`~artdirector.agents.refiners.Refiner.check`), stated plainly in the trace and the report
 when it fails. Finishing actions join the chain, so the held-out replay applies them too and states their
 check again on the report split.
 """
@@ -22,28 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artdirector.agents.evaluation import AgentReport, EvaluationAgent
+from artdirector.agents.evaluation import AgentReport, EvaluationAgent, Link, Result
 from artdirector.agents.generation import GenerationAgent
 from artdirector.agents.memory import Memory, Step
 from artdirector.agents.policies import Policy, State
 from artdirector.agents.refinement import RefinementAgent
+from artdirector.agents.refiners import finishing_refiner
 from artdirector.agents.report import write_outputs
 from artdirector.agents.types import Action, Request, Samples, Stop
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Link:
-    """One accepted step of the chain, enough to replay it: the action, its parameters, and the model it
-    switched to (None when the model did not change)."""
-
-    action: str
-    params: dict[str, Any]
-    model: Any = None
-    model_path: str | None = None
-    paired: bool = True
-    finishing: bool = False  # a finishing action (asked for by the request, judged by its own check)
 
 
 @dataclass
@@ -53,26 +41,6 @@ class FinishStep(Step):
 
     check: dict[str, Any] = field(default_factory=dict)
     finishing: bool = True
-
-
-@dataclass
-class Result:
-    request: Request
-    samples: Samples
-    report: AgentReport
-    memory: Memory
-    stop_reason: str
-    target_met: bool
-    output_dir: Path
-    chain: list[Link] = field(default_factory=list)
-    floor: dict[str, Any] = field(default_factory=dict)
-    verdict: dict[str, Any] = field(default_factory=dict)
-    # the finishing stage (None / [] without one): ``samples`` after every finishing action, their report
-    # (selection split), each action's check, and the tag of their outputs (``grid_<tag>.png``)
-    finished: Samples | None = None
-    finished_report: AgentReport | None = None
-    finish: list[dict[str, Any]] = field(default_factory=list)
-    finish_tag: str | None = None
 
 
 class Director:
@@ -114,11 +82,7 @@ class Director:
         self.gen, self.eval, self.refiner, self.policy = generation, evaluation, refinement, policy
         self.finish = list(finish or [])
         for action in self.finish:
-            if action.name not in refinement.FINISHING:
-                raise ValueError(
-                    f"{action.name!r} is not a finishing action; finishing actions: "
-                    f"{', '.join(refinement.FINISHING)}"
-                )
+            finishing_refiner(action.name)  # an error unless it is a finishing action
         self.output_dir = Path(output_dir)
         self.target_fid, self.max_steps, self.max_seconds, self.n = target_fid, max_steps, max_seconds, n
         self.z, self.target_over_floor = z, target_fid_over_floor

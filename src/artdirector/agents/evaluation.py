@@ -3,16 +3,21 @@
 It holds two references from two real sets that are never mixed: the **selection** split (held out from
 training) for every accept/reject the Director makes, and the **report** split (the test set) for the
 verdict a run states. Decisions never see the report split.
+
+A Director run's :class:`Result` (what it measured and kept, with the chain of :class:`Link` that replays
+it) lives here, below both the Director that makes it and the report writer that reads it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from artdirector.agents.types import Samples
+from artdirector.agents.memory import Memory
+from artdirector.agents.types import Request, Samples
 from artdirector.creators import critic_logits
 
 if TYPE_CHECKING:  # the evaluation stack (torchmetrics) loads with the evaluator a batch request builds
@@ -84,3 +89,39 @@ class EvaluationAgent:
         has_critic = model is not None and hasattr(model, "discriminate")
         logits = critic_logits(model, samples.images, samples.labels) if has_critic else None
         return AgentReport(report=report, d_logits=logits, split=split, requested=samples.labels)
+
+
+@dataclass
+class Link:
+    """One accepted step of the chain, enough to replay it: the action, its parameters, and the model it
+    switched to (None when the model did not change)."""
+
+    action: str
+    params: dict[str, Any]
+    model: Any = None
+    model_path: str | None = None
+    paired: bool = True
+    finishing: bool = False  # a finishing action (asked for by the request, judged by its own check)
+
+
+@dataclass
+class Result:
+    """What a Director run returns: the request, the final samples and their report (selection split), the
+    trace of every step, why it stopped, the accepted chain, the floor and the held-out verdict."""
+
+    request: Request
+    samples: Samples
+    report: AgentReport
+    memory: Memory
+    stop_reason: str
+    target_met: bool
+    output_dir: Path
+    chain: list[Link] = field(default_factory=list)
+    floor: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)
+    # the finishing stage (None / [] without one): ``samples`` after every finishing action, their report
+    # (selection split), each action's check, and the tag of their outputs (``grid_<tag>.png``)
+    finished: Samples | None = None
+    finished_report: AgentReport | None = None
+    finish: list[dict[str, Any]] = field(default_factory=list)
+    finish_tag: str | None = None

@@ -36,7 +36,8 @@ class GenerationAgent:
         seed: seeds every draw (latents, diffusion seeds), so a run is repeatable.
         request: what the creator must serve (a class request needs a class-conditional creator).
         selection: the routing objective, ``quality`` (lowest FID) or ``fastest`` (above ``quality_bar``).
-        max_seconds_per_image, min_conformance: constraints on the candidates (see routing).
+        max_seconds_per_image, min_conformance, min_recall, min_variety: constraints on the candidates (see
+            routing).
         dataset: only creators trained on it (their card says) are candidates; None: no such filter.
         strength: image-to-image with a diffusion creator (SDEdit): how far an input is noised, in [0, 1].
     """
@@ -54,6 +55,8 @@ class GenerationAgent:
         min_conformance: float = 0.0,
         dataset: str | None = None,
         strength: float = 0.5,
+        min_recall: float = 0.0,
+        min_variety: float = 0.0,
     ) -> None:
         if not 0.0 <= float(strength) <= 1.0:
             raise RequestError(
@@ -69,7 +72,16 @@ class GenerationAgent:
         classes = request.classes if request is not None else None
         evidence = [read_evidence(c, evaluator) for c in creators]
         r = route(
-            evidence, needs, classes, selection, max_seconds_per_image, quality_bar, min_conformance, dataset
+            evidence,
+            needs,
+            classes,
+            selection,
+            max_seconds_per_image,
+            quality_bar,
+            min_conformance,
+            dataset,
+            min_recall=min_recall,
+            min_variety=min_variety,
         )
         if r.chosen < 0 and dataset and all("trained on" in (row["excluded_by"] or "") for row in r.table):
             raise RequestError(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from artdirector.agents.memory import Memory
-from artdirector.agents.refinement import REQUIRES
+from artdirector.agents.refiners import REFINERS
 from artdirector.agents.types import Action, Stop, Task
 
 
@@ -29,7 +29,7 @@ class Policy(Protocol):
 def _usable(actions: list[str], state: State) -> list[str]:
     """The actions this creator can do on these samples (latent actions need the samples' latents)."""
     have = set(state.capabilities) - (set() if state.has_latents else {"latent"})
-    return [a for a in actions if REQUIRES.get(a, frozenset()) <= have]
+    return [a for a in actions if a not in REFINERS or REFINERS[a].requires <= have]
 
 
 def _explore_first(

@@ -1,28 +1,24 @@
-"""A Director run's outputs: final images, ``trace.json``, ``report.md`` and a self-contained ``report.html``.
-
-The HTML page carries its images inline (base64 PNG) and its charts as inline SVG, so it opens from disk in
-any browser with nothing beside it: the request and what was understood, the chosen model and why, the
-decision rule, per-step metrics with their uncertainty, the floor, the held-out verdict, a class histogram
-of the samples and the FID-against-seconds curve.
-"""
+"""A Director run's outputs: final images, ``trace.json``, ``report.md`` and a ``report.html`` whose images
+(base64 PNG) and charts (SVG) are inline, so that it opens from disk with nothing beside it: the request as
+understood, the model and why, the decision rule, per-step metrics with their uncertainty, the floor, the
+held-out verdict, a class histogram and the FID-against-seconds curve."""
 
 from __future__ import annotations
 
 import base64
 import html
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from artdirector.agents.evaluation import Result
 from artdirector.agents.memory import TRACE_VERSION
 from artdirector.io import atomic_write, save_grid, write_json, write_text
 
-if TYPE_CHECKING:
-    from artdirector.agents.director import Director, Result
 
-
-def build_trace(d: Director, result: Result, target: float, seconds: float) -> dict[str, Any]:
+def build_trace(d: Any, result: Result, target: float, seconds: float) -> dict[str, Any]:
+    """``trace.json`` of ``result``; ``d``: the Director that ran (its agents, policy, budget, config)."""
     ev_sel, ev_rep = d.eval.selection, d.eval.report
     verdict = {k: v for k, v in result.verdict.items() if k != "images"}
     return {
@@ -54,13 +50,8 @@ def build_trace(d: Director, result: Result, target: float, seconds: float) -> d
         "floor": result.floor,
         "steps": result.memory.to_list(),
         "chain": [
-            {
-                "action": link.action,
-                "params": link.params,
-                "model": link.model_path,
-                "finishing": link.finishing,
-            }
-            for link in result.chain
+            {"action": c.action, "params": c.params, "model": c.model_path, "finishing": c.finishing}
+            for c in result.chain
         ],
         "stop": {"reason": result.stop_reason, "target_met": result.target_met},
         "final": {
@@ -88,25 +79,24 @@ def build_trace(d: Director, result: Result, target: float, seconds: float) -> d
     }
 
 
-def write_outputs(d: Director, result: Result, target: float, seconds: float) -> dict[str, Any]:
+def _save_batch(samples: Any, folder, grid, tensors: tuple[str, ...]) -> None:
+    """Each image as ``folder/NNNN.png``, each of ``tensors`` the samples have as ``folder/<name>.pt``, and
+    the first 64 images as the PNG ``grid``."""
+    for i, img in enumerate(samples.images):
+        save_grid(img.unsqueeze(0), folder / f"{i:04d}.png", nrow=1)
+    for name in tensors:
+        if (t := getattr(samples, name)) is not None:
+            atomic_write(folder / f"{name}.pt", lambda p, t=t: torch.save(t.clone(), p))
+    save_grid(samples.images[:64], grid)
+
+
+def write_outputs(d: Any, result: Result, target: float, seconds: float) -> dict[str, Any]:
+    """The run's images, ``trace.json``, ``report.md`` and ``report.html`` under ``d.output_dir``."""
     out = d.output_dir
-    final = out / "final"
-    for i, img in enumerate(result.samples.images):
-        save_grid(img.unsqueeze(0), final / f"{i:04d}.png", nrow=1)
-    atomic_write(final / "images.pt", lambda p: torch.save(result.samples.images.clone(), p))
-    if result.samples.latents is not None:
-        atomic_write(final / "latents.pt", lambda p: torch.save(result.samples.latents.clone(), p))
-    if result.samples.labels is not None:
-        atomic_write(final / "labels.pt", lambda p: torch.save(result.samples.labels.clone(), p))
-    save_grid(result.samples.images[:64], out / "grid.png")
+    _save_batch(result.samples, out / "final", out / "grid.png", ("images", "latents", "labels"))
     if result.finished is not None:  # what the finishing actions made (e.g. x4 images), beside the final ones
         tag = result.finish_tag
-        for i, img in enumerate(result.finished.images):
-            save_grid(img.unsqueeze(0), out / f"final_{tag}" / f"{i:04d}.png", nrow=1)
-        atomic_write(
-            out / f"final_{tag}" / "images.pt", lambda p: torch.save(result.finished.images.clone(), p)
-        )
-        save_grid(result.finished.images[:64], out / f"grid_{tag}.png")
+        _save_batch(result.finished, out / f"final_{tag}", out / f"grid_{tag}.png", ("images",))
     for name, images in result.verdict.get("images", {}).items():
         save_grid(images, out / "verdict" / f"{name}.png")
     trace = build_trace(d, result, target, seconds)
@@ -182,17 +172,16 @@ def _candidate_rows(trace: dict[str, Any]) -> list[list[str]]:
     for c in trace["model"].get("candidates") or []:
         fid = "-" if c.get("fid") is None else f"{c['fid']:.2f} ± {c.get('fid_se') or float('nan'):.2f}"
         conf = "-" if c.get("conformance") is None else f"{100 * c['conformance']:.1f} %"
-        spi = (
-            "-"
-            if c.get("seconds_per_image") is None
-            else f"{1000 * c['seconds_per_image']:.3g} ms ({c.get('device')})"
-        )
+        spi = c.get("seconds_per_image")
+        spi = "-" if spi is None else f"{1000 * spi:.3g} ms ({c.get('device')})"
         verdict = f"rank {c['rank']}" if c.get("rank") else (c.get("excluded_by") or "-")
-        rows.append([str(c["name"]), ", ".join(c.get("accepts", [])), fid, conf, spi, verdict])
+        variety = c.get("variety_check") or "-"  # recall and within-class variety against collapse
+        rows.append([str(c["name"]), ", ".join(c.get("accepts", [])), fid, conf, variety, spi, verdict])
     return rows
 
 
-_CANDIDATE_HEAD = ["creator", "accepts", "FID (routing evidence)", "conformance", "time / image", "routing"]
+_CANDIDATE_HEAD = ["creator", "accepts", "FID (routing evidence)", "conformance", "variety"]
+_CANDIDATE_HEAD += ["time / image", "routing"]
 
 
 def _data_line(trace: dict[str, Any]) -> str:
@@ -357,8 +346,7 @@ def _curve_svg(steps: list[dict[str, Any]], title: str) -> str:
     parts.append(f'<polyline points="{line}" fill="none" stroke="#4c72b0" stroke-width="2"/>')
     for t, f, se in pts:
         x, y = xy(t, f)
-        _, y0 = xy(t, f - se)
-        _, y1 = xy(t, f + se)
+        (_, y0), (_, y1) = xy(t, f - se), xy(t, f + se)
         parts.append(f'<line x1="{x:.1f}" y1="{y0:.1f}" x2="{x:.1f}" y2="{y1:.1f}" stroke="#4c72b0"/>')
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#4c72b0"><title>{t:.0f} s: FID {f:.2f} ± {se:.2f}</title></circle>'
@@ -396,10 +384,7 @@ def render_html(trace: dict[str, Any], out) -> str:
         )
     counts = {"selected batch": trace["final"]["class_counts"]}
     if v:
-        counts = {
-            "held-out raw": v["class_counts"]["raw"],
-            "held-out directed": v["class_counts"]["directed"],
-        }
+        counts = {f"held-out {k}": v["class_counts"][k] for k in ("raw", "directed")}
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>artdirector run</title>"
         f"<style>{_CSS}</style></head><body><h1>artdirector run</h1><dl>",

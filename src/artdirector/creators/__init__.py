@@ -28,6 +28,7 @@ import torch
 
 from artdirector.models.base import balanced_labels
 from artdirector.models.checkpoint import load_module
+from artdirector.runtime import ZOO_DIR
 
 CAPABILITIES = frozenset({"latent", "critic", "trainable", "guidance", "steps"})
 
@@ -171,3 +172,8 @@ def load_creator(path: str | Path, map_location: str | torch.device = "cpu") -> 
     """Any creator's checkpoint, through the safe loader, behind the protocol."""
     model = load_module(path, kinds=tuple(ADAPTERS), map_location=map_location)
     return wrap(model, path)
+
+
+def zoo_checkpoints() -> list[str]:
+    """The creators the package ships (``artdirector/zoo``, docs/zoo.md), by file name."""
+    return [str(p) for p in sorted(ZOO_DIR.glob("*.ckpt"))]

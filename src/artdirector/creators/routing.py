@@ -7,13 +7,20 @@ wrote beside it. Routing is a decision, so it reads **selection-split** evidence
 nothing else was measured, which the reason then says.
 
 1. **Filter** by what the request needs (a class request goes only to creators that accept a class).
-2. **Constrain**: class conformance on the requested classes >= ``min_conformance``; seconds per image <=
-   ``max_seconds_per_image`` (where both are known).
+2. **Constrain**: class conformance on the requested classes >= ``min_conformance``; **variety**: recall at
+   equal n >= ``min_recall`` and within-class variety (generated / real, the worst of the requested classes,
+   or of all classes) >= ``min_variety``, so that a collapsed creator never serves while a varied one can;
+   seconds per image <= ``max_seconds_per_image``. A constraint excludes on evidence, never on its absence:
+   a card that states no recall or variety keeps its creator eligible, and the candidate table says the
+   variety constraint could not be checked (a creator without a card would otherwise always lose to one with).
 3. **Rank** by the objective: ``quality`` (default) = lowest FID; ``fastest`` = fewest seconds per image
    among those with FID <= ``quality_bar``. FIDs are compared only at one (n, feature network, split).
 
 If the constraints leave nobody, the best by the objective among those that can serve the request is
 chosen and the reason says which constraint could not be met.
+
+The batch Generation Agent routes with :func:`route`; the scene director's creators are ordered by the same
+rule, per dataset (:func:`scene_creators`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artdirector.creators import load_creator
 from artdirector.errors import ConfigError
 from artdirector.io import file_sha256
 
@@ -75,6 +83,16 @@ class Evidence:
     device: str | None = None
     measurements: list[dict[str, Any]] = field(default_factory=list)
     dataset: str | None = None  # what it was trained on (its card's reference), None: not said
+    recall: float | None = None  # recall at equal n (as many generated as real images), None: not stated
+    variety: dict[str, float] | None = None  # per class: within-class variety / real's, None: not stated
+
+    def variety_on(self, classes: tuple[int, ...] | None) -> float | None:
+        """Within-class variety relative to real images on the requested classes (the worst of them; of all
+        classes when none are requested), None where the card does not state it."""
+        if not self.variety:
+            return None
+        vals = [self.variety.get(str(c)) for c in classes] if classes else list(self.variety.values())
+        return None if any(v is None for v in vals) else min(vals)
 
     def at(self, key: tuple | None) -> dict[str, Any] | None:
         return next((m for m in self.measurements if (m["n"], m["features"], m["split"]) == key), None)
@@ -104,6 +122,23 @@ def _from_block(block: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
+def _recall_equal_n(card: dict[str, Any]) -> float | None:
+    """The card's recall at equal n: its ``recall_equal_n`` block, else its report metrics' recall when those
+    were measured with as many generated as real images (recall grows with the generated n)."""
+    block = card.get("recall_equal_n")
+    if isinstance(block, dict) and block.get("recall") is not None:
+        return float(block["recall"])
+    recall = (card.get("metrics") or {}).get("recall")
+    n, n_real = card.get("n"), (card.get("reference") or {}).get("n")
+    return float(recall) if recall is not None and n is not None and n == n_real else None
+
+
+def _variety(card: dict[str, Any]) -> dict[str, float] | None:
+    per_class = (card.get("variety") or {}).get("per_class") or {}
+    out = {str(c): float(v["ratio"]) for c, v in per_class.items() if v.get("ratio") is not None}
+    return out or None
+
+
 def read_evidence(creator: Any, catalogue_dir: str = "lenet") -> Evidence:
     """A loaded creator's evidence: its card (the report numbers and the ``selection`` block) and the
     ``scripts/evaluate.py`` catalogue entries beside the checkpoint, of both splits."""
@@ -115,6 +150,8 @@ def read_evidence(creator: Any, catalogue_dir: str = "lenet") -> Evidence:
         card.get("seconds_per_image"),
         card.get("device"),
         dataset=(card.get("reference") or {}).get("dataset"),
+        recall=_recall_equal_n(card),
+        variety=_variety(card),
     )
     if card.get("metrics"):
         ev.measurements.append(_from_block(card, "card"))
@@ -143,16 +180,26 @@ def route(
     quality_bar: float | None = None,
     min_conformance: float = 0.0,
     dataset: str | None = None,
+    min_recall: float = 0.0,
+    min_variety: float = 0.0,
 ) -> Route:
     """Choose among ``evidence`` (one per candidate creator); see the module docstring. With ``dataset``,
     only creators trained on it (or whose card does not say) can serve: a FashionMNIST creator never
-    answers an MNIST request, whatever its FID (its FID is measured in another feature space)."""
+    answers an MNIST request, whatever its FID (its FID is measured in another feature space). Each row of
+    the table has the candidate's ``recall`` and ``variety`` and ``variety_check``: whether the variety
+    constraint was met, excluded it, or could not be checked."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"selection must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if objective == "fastest" and quality_bar is None:
         raise ConfigError("selection=fastest needs a quality bar: set quality_bar=<largest FID accepted>")
     rows = [
-        {**{k: v for k, v in asdict(e).items() if k != "measurements"}, "eligible": True, "excluded_by": None}
+        {
+            **{k: v for k, v in asdict(e).items() if k not in ("measurements", "variety")},
+            "variety": e.variety_on(classes),
+            "variety_check": None,
+            "eligible": True,
+            "excluded_by": None,
+        }
         for e in evidence
     ]
     other = {i for i, e in enumerate(evidence) if dataset and e.dataset and e.dataset != dataset}
@@ -187,8 +234,11 @@ def route(
     for i in able:
         e, why_not = evidence[i], None
         conf = e.conformance_on(classes, key)
+        collapsed, rows[i]["variety_check"] = variety_check(e, classes, min_recall, min_variety)
         if classes and min_conformance > 0 and conf is not None and conf < min_conformance:
             why_not = f"conformance {conf:.3f} < {min_conformance:g}"
+        elif collapsed:
+            why_not = collapsed
         elif (
             max_seconds_per_image is not None
             and e.seconds_per_image is not None
@@ -237,4 +287,73 @@ def route(
         why += f"; conformance on classes {list(classes)}: " + (
             "unmeasured" if conf is None else f"{conf:.3f}"
         )
+    if min_recall > 0 or min_variety > 0:
+        why += f"; variety {rows[best]['variety_check']}"
     return Route(best, why + relaxed, rows, key)
+
+
+def variety_check(
+    e: Evidence, classes: tuple[int, ...] | None, min_recall: float, min_variety: float
+) -> tuple[str | None, str]:
+    """The variety constraint on one candidate: (why it excludes the candidate, or None; what the candidate
+    table says). Unstated evidence does not exclude: the table says it was not checked."""
+    if min_recall <= 0 and min_variety <= 0:
+        return None, "not asked"
+    failed, met, unstated = [], [], []
+    for what, value, bound in (
+        ("recall at equal n", e.recall, min_recall),
+        ("within-class variety / real", e.variety_on(classes), min_variety),
+    ):
+        if bound <= 0:
+            continue
+        if value is None:
+            unstated.append(what)
+        elif value < bound:
+            failed.append(f"{what} {value:.3f} < {bound:g}")
+        else:
+            met.append(f"{what} {value:.3f} >= {bound:g}")
+    if failed:
+        return f"collapsed: {'; '.join(failed)}", f"excluded ({'; '.join(failed + met)})"
+    said = "; ".join(met + [f"{w}: not on its card" for w in unstated])
+    return None, (f"unchecked, kept eligible ({said})" if unstated else f"met ({said})")
+
+
+def ranked(r: Route) -> list[int]:
+    """The candidates a route ranked (those eligible, or all able when none was), best first."""
+    return sorted((i for i, row in enumerate(r.table) if row.get("rank")), key=lambda i: r.table[i]["rank"])
+
+
+def scene_creators(
+    ckpts: list[str],
+    device: Any,
+    min_recall: float = 0.0,
+    min_variety: float = 0.0,
+    catalogue_dir: str = "lenet",
+) -> dict[str, list]:
+    """The class-conditional creators among ``ckpts``, by the dataset each was trained on (its card's
+    reference), best first by :func:`route` within each dataset (objective ``quality``; the prompt's classes
+    are not known here, so conformance is not a constraint). A creator the variety constraint excludes is
+    left out while another of its dataset meets it (it is no fallback either)."""
+    by_dataset: dict[str, list] = {}
+    for path in ckpts:
+        creator = load_creator(path, map_location=device)
+        if "class" not in creator.accepts:
+            continue
+        dataset = ((creator.card or {}).get("reference") or {}).get("dataset")
+        if dataset is None:
+            dataset = "mnist"
+            log.warning("%s has no card saying what it was trained on: taken as an MNIST creator", path)
+        by_dataset.setdefault(dataset, []).append(creator)
+    out = {}
+    for dataset, creators in by_dataset.items():
+        r = route(
+            [read_evidence(c, catalogue_dir) for c in creators],
+            frozenset({"class"}),
+            dataset=dataset,
+            min_recall=min_recall,
+            min_variety=min_variety,
+        )
+        out[dataset] = [creators[i] for i in ranked(r)]
+        if len(creators) > 1:
+            log.info("scene creators of %s: %s", dataset, r.why)
+    return out
