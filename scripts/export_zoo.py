@@ -12,6 +12,7 @@ the shipped model (a sampling option such as ``sampling_precision=bf16``), recor
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 import torch
@@ -19,16 +20,18 @@ import yaml
 
 from artdirector.errors import ConfigError, report_user_errors
 from artdirector.io import file_sha256, write_json
-from artdirector.models.checkpoint import KIND_KEY, read_checkpoint
+from artdirector.models.checkpoint import KIND_KEY, checkpoint_kind, module_class, read_checkpoint
 
 
 def export(ckpt_path: Path, name: str, out: Path, hp_overrides: dict | None = None) -> Path:
     ckpt = read_checkpoint(ckpt_path)
     hp = dict(ckpt["hyper_parameters"])
-    unknown = sorted(set(hp_overrides or {}) - set(hp))
+    # what the model's constructor takes (a checkpoint written before an option existed lacks it)
+    known = set(hp) | set(inspect.signature(module_class(checkpoint_kind(ckpt))).parameters) - {"self"}
+    unknown = sorted(set(hp_overrides or {}) - known)
     if unknown:
         raise ConfigError(
-            f"--hp {', '.join(unknown)}: not a hyperparameter of {ckpt_path}; it has {', '.join(sorted(hp))}"
+            f"--hp {', '.join(unknown)}: not a hyperparameter of {ckpt_path}; it takes {', '.join(sorted(known))}"
         )
     hp.update(hp_overrides or {})
     state = ckpt["state_dict"]
