@@ -280,7 +280,12 @@ def test_the_script_refuses_an_unknown_noun_before_loading_anything(tmp_path) ->
         (["a.py", "request='a 3, a 5'"], ["a.py", "request='a 3, a 5'"]),  # already quoted for Hydra
         (["a.py", "--multirun", "request=a 3,a 7"], ["a.py", "--multirun", "request=a 3,a 7"]),  # a sweep
         (["a.py", "--cfg", "job"], ["a.py", "--cfg", "job"]),
-        (["a.py", "~scene", "a 3"], ["a.py", "~scene", "a 3"]),  # after an override: Hydra's to judge
+        (["a.py", "~scene", "a 3"], ["a.py", "~scene", "request='a 3'"]),  # after an override too
+        (
+            ["a.py", "input=runs/x", "make the 7 bigger", "n=5"],
+            ["a.py", "input=runs/x", "request='make the 7 bigger'", "n=5"],
+        ),
+        (["a.py", "-cn", "agent", "a 3"], ["a.py", "-cn", "agent", "request='a 3'"]),  # a flag's value
         (["a.py"], ["a.py"]),
     ],
 )
@@ -293,6 +298,8 @@ def test_a_request_given_twice_or_unreadable_is_refused() -> None:
         request_argv(["a.py", "a 3", "request=a 7"])
     with pytest.raises(PromptError, match="'cat'"):
         request_argv(["a.py", "n=5", "request=a cat, a 3"])
+    with pytest.raises(PromptError, match="given 2 times"):  # words split by an override: which is it?
+        request_argv(["a.py", "draw", "n=5", "sevens"])
 
 
 TRICKY = [

@@ -377,3 +377,22 @@ def test_edit_scene_from_a_config_with_the_zoo(make_cfg, tmp_path) -> None:
     assert torch.equal(after[0]["image"], before[0]["image"]) and after[0]["box"] == before[0]["box"]
     assert torch.equal(_crop(_canvas(out), after[0]["box"]), _crop(_canvas(parent), before[0]["box"]))
     assert len(trace["rounds"]) >= 1 and trace["rounds"][0]["verdict"]["detections"] is not None
+
+
+def test_the_script_edits_an_earlier_scene_run_from_free_text(tmp_path) -> None:
+    """As a user types it: a scene, then `agent.py input=<that run> "make the 7 bigger"`."""
+    parent, out = tmp_path / "parent", tmp_path / "edit"
+    common = ["device=cpu", "scene.max_rounds=2", "memory=false"]
+    first = run_script("agent.py", "a 3 left of a 7", *common, f"hydra.run.dir={parent}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    edit = run_script(
+        "agent.py", f"input={parent}", "make the 7 bigger", *common, f"hydra.run.dir={out}", cwd=tmp_path
+    )
+    assert edit.returncode == 0, edit.stderr[-2000:]
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["parent"]["run"] == str(parent.resolve()) and trace["edit"]["changed"] == [1]
+    before, after = _objects(parent), _objects(out)
+    assert torch.equal(after[0]["image"], before[0]["image"]) and after[0]["box"] == before[0]["box"]
+    assert torch.equal(_crop(_canvas(out), after[0]["box"]), _crop(_canvas(parent), before[0]["box"]))
+    (b0, b1, b2, b3), (a0, a1, a2, a3) = before[1]["box"], after[1]["box"]
+    assert (a2 - a0) * (a3 - a1) > (b2 - b0) * (b3 - b1)  # the 7 is bigger

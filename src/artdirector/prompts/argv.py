@@ -16,6 +16,11 @@ from artdirector.prompts import PromptError, parse
 _OVERRIDE = re.compile(r"^(?:~|\+\+?)?[A-Za-z_][\w\-/]*(?:\.[A-Za-z_][\w\-]*)*(?:@[\w.:/\-]*)?(?:=|$)")
 _REQUEST = re.compile(r"^(\+{0,2})request=(.*)$", re.S)
 _MULTIRUN = ("-m", "--multirun")
+# Hydra's flags that take the next argument as their value (``--cfg job``): that value is not a request word
+_VALUE_FLAGS = frozenset(
+    {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
+    | {"--experimental-rerun", "-i", "--info"}
+)
 
 
 def hydra_quote(text: str) -> str:
@@ -55,8 +60,9 @@ def _hydra_string(value: str) -> str | None:
 def request_argv(argv: list[str]) -> list[str]:
     """``argv`` (``sys.argv``: the program, then its arguments) with the request made a Hydra-safe override.
 
-    The words before the first override or flag are the request (``agent.py "a 3, a 5 and a 9" n=100``;
-    unquoted words are joined: ``agent.py draw a 7``); they become ``request='...'`` in their place. A
+    Words that are neither an override nor a flag (nor a flag's value, ``--cfg job``) are the request, first or
+    after the overrides (``agent.py "a 3, a 5 and a 9" n=100``, ``agent.py input=<run> "make the 7 bigger"``;
+    unquoted words in a row are joined: ``agent.py draw a 7``); they become ``request='...'`` in their place. A
     ``request=`` value is quoted the same way, unless it is already one quoted Hydra string, or the run is a
     ``--multirun``, where a comma in ``request=a,b`` is Hydra's sweep. The request is read by the grammar
     here, so one it cannot read is refused before anything heavy is imported.
@@ -65,16 +71,24 @@ def request_argv(argv: list[str]) -> list[str]:
     ``artdirector.errors.report_user_errors``) for an unreadable request, or one given twice."""
     if not argv:
         return []
-    program, args = argv[0], list(argv[1:])
-    words: list[str] = []
-    while args and not args[0].startswith("-") and not _is_override(args[0]):
-        words.append(args.pop(0))
-    multirun = any(a in _MULTIRUN for a in args)
+    program, rest = argv[0], list(argv[1:])
+    multirun = any(a in _MULTIRUN for a in rest)
+    parts: list[str | list[str]] = []  # the arguments, each run of consecutive request words as one list
+    after_flag = False
+    for arg in rest:
+        if after_flag or arg.startswith("-") or _is_override(arg):
+            parts.append(arg)
+        elif parts and isinstance(parts[-1], list):
+            parts[-1].append(arg)
+        else:
+            parts.append([arg])
+        after_flag = arg in _VALUE_FLAGS
     out, texts = [program], []
-    if words:
-        texts.append(" ".join(words))
-        out.append("request=" + hydra_quote(texts[-1]))
-    for arg in args:
+    for arg in parts:
+        if isinstance(arg, list):
+            texts.append(" ".join(arg))
+            out.append("request=" + hydra_quote(texts[-1]))
+            continue
         m = _REQUEST.match(arg)
         if m is None or multirun:
             out.append(arg)
@@ -89,7 +103,7 @@ def request_argv(argv: list[str]) -> list[str]:
             'first (agent.py "a 3, a 5 and a 9" n=100) or as request="..."'
         )
     if texts and texts[0].strip():
-        check(texts[0], has_input=any(re.match(r"^\+{0,2}input=.", a) for a in args))
+        check(texts[0], has_input=any(re.match(r"^\+{0,2}input=.", a) for a in rest))
     return out
 
 
