@@ -9,15 +9,9 @@ from omegaconf import OmegaConf
 
 from artdirector.errors import ConfigError
 from artdirector.models.diffusion import DiffusionModule
+from test_creators import TINY_UNET
 
-UNET = [
-    "model=ddpm",
-    "model.backbone.block_out_channels=[16,16,32]",
-    "model.backbone.layers_per_block=1",
-    "model.backbone.norm_num_groups=8",
-    "model.backbone.attention_head_dim=8",
-    "model.p_uncond=0.0",
-]
+UNET = [*TINY_UNET, "model.p_uncond=0.0"]
 
 
 def _model(make_cfg, extra):

@@ -12,21 +12,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from artdirector.models.checkpoint import KIND_KEY, load_module
+from test_creators import TINY_UNET
 
 REPO = Path(__file__).resolve().parents[1]
-UNET = [
-    "model=ddpm",
-    "model.backbone.block_out_channels=[16,16,32]",
-    "model.backbone.layers_per_block=1",
-    "model.backbone.norm_num_groups=8",
-    "model.backbone.attention_head_dim=8",
-]
 
 
 @pytest.fixture
 def model(make_cfg):
     torch.manual_seed(0)
-    m = instantiate(make_cfg("train", UNET).model, _recursive_=False)
+    m = instantiate(make_cfg("train", TINY_UNET).model, _recursive_=False)
     with torch.no_grad():  # an untrained net predicts ~0 everywhere; make its output depend on the input
         for p in m.backbone.parameters():
             p.add_(0.05 * torch.randn_like(p))
