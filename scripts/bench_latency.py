@@ -129,7 +129,8 @@ def bench_techniques(n: int, out: Path, overrides: list[str]) -> dict:
     report, wall, cpu = _timed(lambda: director._evaluate(samples))
     rows["evaluate"] = {"wall": wall, "cpu": cpu, "per_1000": True, "fid": report.fid}
     for name in TECHNIQUES:
-        if not REFINERS[name].requires <= set(director.gen.capabilities):  # e.g. no latents: a diffusion creator
+        # e.g. no latents: a diffusion creator
+        if not REFINERS[name].requires <= set(director.gen.capabilities):
             continue
         cand, wall, cpu = _timed(lambda name=name: director.refiner.refine(samples, Action(name, {})))
         rep = director._evaluate(cand.samples, cand.model)

@@ -138,7 +138,9 @@ def test_prepare_script_end_to_end_and_a_missing_folder_is_one_line(tmp_path) ->
     assert card["n_images"] == 256 + 128 + 128 and card["fid_floor"]["n"] == 128
     # 10 draws (card.floor_draws) of 128 from 256 train images cannot be disjoint: they overlap, and say so
     assert (
-        card["fid_floor"]["draws"] == 10 and not card["fid_floor"]["disjoint"] and card["fid_floor"]["sd"] >= 0
+        card["fid_floor"]["draws"] == 10
+        and not card["fid_floor"]["disjoint"]
+        and card["fid_floor"]["sd"] >= 0
     )
     assert (run / "data_card.md").read_text().startswith("## Data card: fake")
     (cached,) = (tmp_path / "cache" / "data_card").glob("fake_*/data_card.json")
