@@ -10,8 +10,8 @@ Two sets of inputs, each ``--n`` images:
   against the report split (n = 10,000 reference) with its bootstrap SE, beside the real-vs-real floor at
   ``--n``; faithfulness is the mean per-image L2 (MSE in [-1, 1]) and SSIM (torchmetrics) to the input.
 - **translate**: real digits of the **train** split (so neither reference split is an input), each denoised
-  under the class ``(c + 1) mod 10``: the share the shipped LeNet assigns to the target class (and to the
-  source class), and the L2/SSIM to the input.
+  under the class ``(c + 1) mod 10``: the share the independent judge (``evaluation.judge``) reads as the
+  target class (and as the source class), and the L2/SSIM to the input.
 
 Strengths ``--strengths`` (0 returns the input; 1 ignores it); the sampler, steps and guidance are the
 model's defaults unless given. Prints Markdown tables; ``--plot`` draws both panels; ``--json`` keeps all.
@@ -31,6 +31,7 @@ from artdirector.agent import labelled_images
 from artdirector.creators import load_creator
 from artdirector.data import TorchvisionDataModule
 from artdirector.evaluation import Evaluator, LeNetFeatures, floor_pair
+from artdirector.evaluation.judge import load_judge
 from artdirector.io import atomic_write, save_grid, write_json
 from artdirector.models.checkpoint import load_module
 
@@ -66,8 +67,10 @@ def main() -> None:
     ev.set_reference_from(dm, "report", 10000)
     floor = floor_pair(ev.floor_from(dm, args.n))
 
+    judge = load_judge("mnist")  # the class verdict comes from a net apart from the FID's features
+
     def classify(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([lenet.logits_from_features(lenet(b)).argmax(1) for b in x.split(500)])
+        return torch.cat([judge.logits(b).argmax(1) for b in x.split(500)])
 
     rough = load_creator(args.rough)
     labels = torch.arange(args.n) % rough.num_classes if rough.num_classes else None
@@ -118,7 +121,7 @@ def main() -> None:
             f"| {r['strength']:.1f} | {r['fid']:.1f} ± {r['fid_se']:.1f} | {r['l2']:.3f} | {r['ssim']:.3f} | "
             f"{r['seconds']:.0f} |"
         )
-    print("\nTranslation of train-split digits to class (c + 1) mod 10 (LeNet's verdict):\n")
+    print("\nTranslation of train-split digits to class (c + 1) mod 10 (the independent judge's verdict):\n")
     print("| strength | target class | source class | L2 to input | SSIM to input |")
     print("|---:|---:|---:|---:|---:|")
     for r in rows_tr:
@@ -158,7 +161,7 @@ def main() -> None:
         b.plot(st, [r["source"] * 100 for r in rows_tr], "s-", label="source class c")
         b.plot(st, [r["ssim"] * 100 for r in rows_tr], "^--", label="SSIM to input x100")
         b.set_xlabel("SDEdit strength")
-        b.set_ylabel("% of images (LeNet)")
+        b.set_ylabel("% of images (judge)")
         b.set_title(f"class translation, train-split digits, n={args.n}")
         b.legend(fontsize=8)
         fig.tight_layout()
