@@ -1,13 +1,21 @@
 """The refinement techniques, one per module, and the registry that names them.
 
-A new technique is a :class:`Refiner` subclass in its own module (its name, what it requires of a creator,
-paired or not, finishing or not, ``refined``/``apply`` and, if finishing, ``check``) and one entry in
+A new technique is a subclass in its own module (its name, what it requires of a creator, paired or not):
+a :class:`SamplesRefiner` with ``refined`` when it only makes new samples, a :class:`FinishingRefiner` with
+``refined`` and ``check`` when the request asks for it once at the end, a :class:`Refiner` with ``apply``
+otherwise (finetune makes a new model); and one entry in
 ``REFINERS``; the Refinement Agent, the policies and the Director ask the registry about it.
 """
 
 from __future__ import annotations
 
-from artdirector.agents.refiners.base import Context, Refiner, need_latents
+from artdirector.agents.refiners.base import (
+    Context,
+    FinishingRefiner,
+    Refiner,
+    SamplesRefiner,
+    need_latents,
+)
 from artdirector.agents.refiners.drs import DRS
 from artdirector.agents.refiners.finetune import Finetune
 from artdirector.agents.refiners.latent import DOT, Langevin
@@ -30,10 +38,10 @@ def refiner(name: str) -> Refiner:
     return REFINERS[name]
 
 
-def finishing_refiner(name: str) -> Refiner:
+def finishing_refiner(name: str) -> FinishingRefiner:
     """The finishing refiner called ``name``; any other name is an error that lists the finishing ones."""
     r = REFINERS.get(name)
-    if r is None or not r.finishing:
+    if not isinstance(r, FinishingRefiner):
         finishing = ", ".join(n for n, f in REFINERS.items() if f.finishing)
         raise ValueError(f"{name!r} is not a finishing action; finishing actions: {finishing}")
     return r
@@ -45,9 +53,11 @@ __all__ = [
     "REFINERS",
     "Context",
     "Finetune",
+    "FinishingRefiner",
     "Guidance",
     "Langevin",
     "Refiner",
+    "SamplesRefiner",
     "Steps",
     "Style",
     "Truncation",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -31,7 +32,7 @@ class Context(Protocol):
     def what(self, action: str) -> str: ...
 
 
-class Refiner:
+class Refiner(ABC):
     """One refinement technique. A subclass sets:
 
     - ``name``: the action's name (``Action(name, params)``);
@@ -42,24 +43,40 @@ class Refiner:
     - ``finishing``: asked for by the request, applied once after the FID loop (``Director(finish=...)``),
       kept whatever its FID and judged by its own :meth:`check`, not by FID gain;
 
-    and implements :meth:`refined` (or :meth:`apply` when it makes a new model too)."""
+    and implements :meth:`apply` (:class:`SamplesRefiner`: :meth:`~SamplesRefiner.refined`, when it only makes
+    new samples); a finishing one is a :class:`FinishingRefiner`, with a :meth:`~FinishingRefiner.check`."""
 
     name: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
     paired: ClassVar[bool] = True
     finishing: ClassVar[bool] = False
 
+    @abstractmethod
     def apply(self, samples: Samples, ctx: Context, **params: Any) -> Candidate:
         """The technique applied to ``samples`` with ``params``; inputs are never changed."""
-        return Candidate(self.refined(samples, ctx, **params), paired=self.paired)
-
-    def refined(self, samples: Samples, ctx: Context, **params: Any) -> Samples:
-        raise NotImplementedError(f"{type(self).__name__} must implement refined() or apply()")
 
     def tag(self, params: dict[str, Any]) -> str:
         """A short name for a finishing action's outputs (``grid_<tag>.png``)."""
         return self.name
 
+
+class SamplesRefiner(Refiner):
+    """A technique that only makes new samples (the model is unchanged): it implements :meth:`refined`."""
+
+    def apply(self, samples: Samples, ctx: Context, **params: Any) -> Candidate:
+        return Candidate(self.refined(samples, ctx, **params), paired=self.paired)
+
+    @abstractmethod
+    def refined(self, samples: Samples, ctx: Context, **params: Any) -> Samples:
+        """The refined samples."""
+
+
+class FinishingRefiner(SamplesRefiner):
+    """A finishing technique: applied once after the FID loop and judged by its own :meth:`check`."""
+
+    finishing: ClassVar[bool] = True
+
+    @abstractmethod
     def check(
         self,
         before: Samples,
@@ -69,12 +86,11 @@ class Refiner:
         evaluator: Any,
         **params: Any,
     ) -> dict[str, Any]:
-        """A finishing refiner's check: did ``after`` (the technique applied to ``before``) do what the
-        request asked without spoiling the images? ``before_report`` and ``after_report`` are their
+        """Did ``after`` (the technique applied to ``before``) do what the request asked without spoiling the
+        images? ``before_report`` and ``after_report`` are their
         :class:`~artdirector.agents.evaluation.AgentReport` on one split and ``evaluator`` the
         :class:`~artdirector.evaluation.Evaluator` of that split. Returns a JSON-ready dict with at least
         ``met`` (bool) and ``summary`` (one sentence with the numbers), plus the numbers."""
-        raise NotImplementedError(f"{self.name} has no check")
 
 
 def need_latents(samples: Samples, ctx: Context, action: str) -> torch.Tensor:

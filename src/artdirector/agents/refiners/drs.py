@@ -7,7 +7,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from artdirector.agents.refiners.base import Context, Refiner
+from artdirector.agents.refiners.base import Context, SamplesRefiner
 from artdirector.agents.types import Samples
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def calibrated_logits(ctx: Context, images: torch.Tensor, labels: torch.Tensor |
     return a * _logits(ctx, images, labels) + b
 
 
-class DRS(Refiner):
+class DRS(SamplesRefiner):
     """Discriminator Rejection Sampling. Azadi et al. 2019, https://arxiv.org/abs/1810.06758.
 
     With calibrated logits l, D*_M the largest seen, accept x with probability sigmoid(F(x)) where

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from artdirector.agents.refiners.base import Context, Refiner, need_latents
+from artdirector.agents.refiners.base import Context, SamplesRefiner, need_latents
 from artdirector.agents.types import Samples
 
 
@@ -33,7 +33,7 @@ def _latent_gradients_only(model: Any) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-class Langevin(Refiner):
+class Langevin(SamplesRefiner):
     """Discriminator Driven Latent Sampling: Langevin dynamics on the energy
     E(z) = ||z||^2 / 2 - d(G(z)), with d the discriminator logit. Che et al. 2020,
     "Your GAN is Secretly an Energy-based Model", https://arxiv.org/abs/2003.06060.
@@ -67,7 +67,7 @@ class Langevin(Refiner):
         )
 
 
-class DOT(Refiner):
+class DOT(SamplesRefiner):
     """Discriminator Optimal Transport in latent space. Tanaka 2019, https://arxiv.org/abs/1910.06832.
     Moves each z0 towards argmin_z ||z - z0|| - d(G(z)) / k_eff, with k_eff the Lipschitz constant of
     d(G(.)) estimated on random latent pairs (the paper's max over pairs of |d(G(a)) - d(G(b))| / ||a - b||),

@@ -3,11 +3,11 @@ draw the same seeds and labels again with another setting, so the output is pair
 
 from __future__ import annotations
 
-from artdirector.agents.refiners.base import Context, Refiner
+from artdirector.agents.refiners.base import Context, SamplesRefiner
 from artdirector.agents.types import Samples
 
 
-class Guidance(Refiner):
+class Guidance(SamplesRefiner):
     """Classifier-free guidance (Ho & Salimans 2022), stronger or weaker: the same seeds and labels drawn
     again at guidance ``scale`` (or the current scale times ``factor``). Higher scales trade diversity
     (recall) for fidelity and class conformance."""
@@ -23,7 +23,7 @@ class Guidance(Refiner):
         return ctx.gen.resample(samples, f"guidance({current:g} -> {new:g})", guidance=new)
 
 
-class Steps(Refiner):
+class Steps(SamplesRefiner):
     """More (or fewer) sampler steps: the same seeds and labels drawn again with ``steps`` (or the current
     number times ``factor``); fewer solver steps discretise the reverse process more coarsely."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from artdirector.agents.refiners.base import Context, Refiner
+from artdirector.agents.refiners.base import Context, FinishingRefiner
 from artdirector.agents.types import Samples
 
 
-class Style(Refiner):
+class Style(FinishingRefiner):
     """Move ``attribute`` of every image by ``amount`` (``"+50%"``, ``"+15"``, ``"=0"``) and keep its class
     (:mod:`artdirector.editing.style`). ``method`` ``auto`` tries the creator's own technique first
     (InterFaceGAN latent directions for a GAN, attribute guidance for a diffusion creator) and falls back
@@ -17,7 +17,6 @@ class Style(Refiner):
     creator: the pixel edit needs only the images."""
 
     name = "style"
-    finishing = True
 
     def refined(
         self,

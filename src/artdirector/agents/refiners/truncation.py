@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from artdirector.agents.refiners.base import Context, Refiner, need_latents
+from artdirector.agents.refiners.base import Context, SamplesRefiner, need_latents
 from artdirector.agents.types import Samples
 
 
-class Truncation(Refiner):
+class Truncation(SamplesRefiner):
     """Latent components beyond +-threshold are redrawn from N(0, 1) until they fall inside, i.e. z follows a
     truncated normal. Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural Image Synthesis",
     https://arxiv.org/abs/1809.11096. Lower thresholds trade diversity (recall) for fidelity (precision)."""

@@ -7,18 +7,17 @@ from typing import Any
 
 import torch
 
-from artdirector.agents.refiners.base import Context, Refiner
+from artdirector.agents.refiners.base import Context, FinishingRefiner
 from artdirector.agents.types import Samples
 
 
-class Upscale(Refiner):
+class Upscale(FinishingRefiner):
     """x2 or x4 super-resolution through the shipped ESPCN (``artdirector/weights/sr_x4.pt``; x2 is its x4
     output area-averaged 2x2: :func:`artdirector.models.superres.upscale`). Images stay in [-1, 1] and in
     order (paired with the input); latents, labels, seed and options are kept, so the replay can redo it.
     Images in, images out: any creator."""
 
     name = "upscale"
-    finishing = True
     # the consistency check: met when |FID difference| <= CONSISTENCY_Z x its paired bootstrap SE
     CONSISTENCY_Z = 2.0
 
