@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from artdirector.agents.refiners.base import Context, Refiner
 from artdirector.agents.types import Candidate, Samples
 from artdirector.creators import wrap
@@ -35,10 +37,18 @@ class Finetune(Refiner):
     requires = frozenset({"trainable"})
 
     def apply(self, samples: Samples, ctx: Context, steps: int = 50, precision: str = "32-true") -> Candidate:
-        import lightning as L  # loaded only when a run finetunes
-
         if ctx.datamodule is None:
             raise ValueError("finetune needs a data module to train on")
+        # the batches and the noise the training draws come from the run's seed, so the same run repeats bit for
+        # bit; the RNG is forked so that finetuning leaves the process's global stream as it found it
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=ctx.gen.generator))
+        with torch.random.fork_rng(devices=[ctx.gen.device] if ctx.gen.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return self._finetune(samples, ctx, steps, precision)
+
+    def _finetune(self, samples: Samples, ctx: Context, steps: int, precision: str) -> Candidate:
+        import lightning as L  # loaded only when a run finetunes
+
         gen = ctx.gen
         src = gen.ckpt  # the model in effect: the source, or the last accepted finetune
         ckpt = read_checkpoint(src)
