@@ -45,6 +45,7 @@ import argparse
 import copy
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -465,7 +466,19 @@ def main() -> None:
 
 
 def regret_table(args, cards: list[dict]) -> None:
-    """Route each request from the selection-split evidence; score it by what the report split says after."""
+    """Route each request from the selection-split evidence; score it by what the report split says after.
+    FID is biased upward at small n, so cards measured at different n (or routed from evidence at different n)
+    are refused rather than compared."""
+    for what, get in (("report n", lambda c: c["n"]), ("selection n", lambda c: c["selection"]["n"])):
+        ns = {Path(c["checkpoint"]).stem: get(c) for c in cards}
+        if len(set(ns.values())) > 1:
+            print(
+                f"error: the cards' {what} differ ({', '.join(f'{k} {v}' for k, v in ns.items())}); FIDs at "
+                "different n are not comparable: measure every creator with the same --n and --selection-n "
+                "(--out DIR keeps those cards apart from the zoo's) and pass --regret-only --out DIR",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
     creators = [
         SimpleNamespace(
             name=Path(c["checkpoint"]).stem,

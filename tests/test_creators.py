@@ -326,3 +326,20 @@ def test_policies_never_offer_an_action_the_creator_cannot_do() -> None:
                 assert REFINERS[decision.name].requires <= set(caps)
             else:
                 assert isinstance(decision, Stop)
+
+
+def test_the_regret_table_refuses_cards_measured_at_different_n(tmp_path) -> None:
+    """FID is biased upward at small n: a 2,000-sample card against a 10,000-sample one is not a comparison."""
+    import json
+
+    for name, n in (("a", 10_000), ("b", 2_000)):
+        card = {"n": n, "selection": {"n": 1000}, "conditional": True, "metrics": {"fid": 1.0}}
+        (tmp_path / f"{name}.card.json").write_text(json.dumps(card))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_creators.py"
+    res = subprocess.run(
+        [sys.executable, str(script), "a.ckpt", "b.ckpt", "--regret-only", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 2 and "report n differ (a 10000, b 2000)" in res.stderr
