@@ -171,16 +171,7 @@ class GenerationAgent:
         if self.can("latent"):
             return self.from_latents(self.latents(n), history or ["create"], labels=labels)
         seed = int(torch.randint(0, 2**31 - 1, (), generator=self.generator))
-        d = self.creator.sample(n, labels, seed=seed)
-        return Samples(
-            images=d.images,
-            latents=None,
-            model=str(self.ckpt),
-            labels=d.labels,
-            history=history or ["create"],
-            seed=d.seed,
-            options=d.options,
-        )
+        return Samples.of(self.creator.sample(n, labels, seed=seed), str(self.ckpt), history or ["create"])
 
     def resample(self, samples: Samples, action: str, **options: Any) -> Samples:
         """The same seed and labels drawn again with other sampling options (guidance scale, steps); for

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 
+from artdirector.creators import Drawn
 from artdirector.errors import UserError
 
 Task = Literal["create", "variations", "refine"]
@@ -143,20 +144,20 @@ def describe_prompt(prompt: Any) -> str:
 
 
 @dataclass
-class Samples:
-    """A batch of generated images in [-1, 1] and what replays them: the latents (GANs) or the seed and
-    sampling options (diffusion), and the class label of each image for a conditional creator."""
+class Samples(Drawn):
+    """A creator's batch (:class:`~artdirector.creators.Drawn`: images, labels, and the latents or seed and
+    options that replay them) and its provenance: the checkpoint that drew it, the actions applied so far,
+    and for image-to-image the input images SDEdit started from (``options["strength"]`` says how far; a
+    resample redoes the edit from them)."""
 
-    images: torch.Tensor
-    latents: torch.Tensor | None
-    model: str  # the checkpoint that produced them
-    labels: torch.Tensor | None = None  # (N,) the class each image was asked to be; None: unconditional
+    model: str = ""  # the checkpoint that produced them
     history: list[str] = field(default_factory=list)  # actions applied so far
-    seed: int | None = None  # diffusion: the images are creator.sample(labels, seed, **options)
-    options: dict[str, Any] = field(default_factory=dict)
-    # image-to-image: the input images SDEdit started from (options["strength"] says how far); a resample
-    # redoes the edit from them
     source: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, drawn: Drawn, model: str, history: list[str]) -> Samples:
+        """A creator's draw as the agents' batch."""
+        return cls(**vars(drawn), model=model, history=list(history))
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -35,10 +35,12 @@ CAPABILITIES = frozenset({"latent", "critic", "trainable", "guidance", "steps"})
 
 @dataclass
 class Drawn:
-    """Images and what replays them exactly."""
+    """A batch of images in [-1, 1] and what replays them exactly: the latents (GANs) or the seed and sampling
+    options (diffusion), and the class each image was asked to be (None: unconditional). The agents' batch
+    (:class:`artdirector.agents.types.Samples`) is this plus where it came from."""
 
     images: torch.Tensor
-    labels: torch.Tensor | None
+    labels: torch.Tensor | None = None
     latents: torch.Tensor | None = None  # GANs: the images are G(latents, labels)
     seed: int | None = None  # diffusion: the images are sample(labels, seed, **options)
     options: dict[str, Any] = field(default_factory=dict)
