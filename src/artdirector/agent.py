@@ -159,8 +159,8 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     from artdirector.agents import Director, EvaluationAgent, GenerationAgent, RefinementAgent, load_input
     from artdirector.agents.store import MemoryPrior
     from artdirector.creators import zoo_checkpoints
+    from artdirector.data.agent import card_summary, run_data_agent
     from artdirector.evaluate import copy_check
-    from artdirector.train import card_summary, run_data_agent
 
     check_settings(
         cfg,

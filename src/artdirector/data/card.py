@@ -109,7 +109,7 @@ def _class_names(datamodule, n_classes: int) -> list[str]:
     return names if len(names) >= n_classes else [str(c) for c in range(n_classes)]
 
 
-def _has_labels(datamodule) -> bool:
+def datamodule_has_labels(datamodule) -> bool:
     # an image folder knows (subfolders or not); the torchvision, bundled and fake modules carry labels
     return bool(datamodule.classes) if hasattr(datamodule, "classes") else True
 
@@ -189,7 +189,7 @@ def build_card(
         resolution_note = "as the data set stores them"
 
     # labels
-    has_labels = _has_labels(datamodule)
+    has_labels = datamodule_has_labels(datamodule)
     n_per_class: dict[str, int] | None = None
     by_split: dict[str, dict[str, int]] | None = None
     imbalance = None
