@@ -58,8 +58,8 @@ from artdirector.agent import labelled_images
 from artdirector.creators import ADAPTERS
 from artdirector.creators.routing import read_evidence, route
 from artdirector.data import TorchvisionDataModule
-from artdirector.evaluate import copy_check
 from artdirector.evaluation import Evaluator, InceptionFeatures, LeNetFeatures, floor_pair
+from artdirector.evaluation.copying import copy_check
 from artdirector.evaluation.judge import load_judge, within_class_variety
 from artdirector.io import save_grid, write_json
 from artdirector.models.base import balanced_labels

@@ -315,7 +315,7 @@ def test_the_director_on_a_diffusion_creator_offers_only_its_actions(creators, d
     gen = GenerationAgent(str(creators.ddpm), request=request, seed=0)
     ev, ref = _agents(gen, data, tmp_path)
     policy = ThresholdPolicy(actions=["drs", "langevin", "truncation", "finetune", "guidance", "steps"])
-    from artdirector.evaluate import copy_check
+    from artdirector.evaluation.copying import copy_check
 
     def copies(images, feats, grid):
         return copy_check(ev.report, data, images, feats, grid, n_train=500)

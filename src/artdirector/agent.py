@@ -160,7 +160,7 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
     from artdirector.agents.store import MemoryPrior
     from artdirector.creators import zoo_checkpoints
     from artdirector.data.agent import card_summary, run_data_agent
-    from artdirector.evaluate import copy_check
+    from artdirector.evaluation.copying import copy_check
 
     check_settings(
         cfg,

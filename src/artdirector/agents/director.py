@@ -53,7 +53,7 @@ class Director:
         floor_images: real images of neither reference split (the train split) for the floors.
         replay: measure the held-out verdict (fresh latents, report split) at the end.
         copy_check: if given, the verdict also states the directed samples' copy rate against the train split
-            (:func:`artdirector.evaluate.copy_check`).
+            (:func:`artdirector.evaluation.copying.copy_check`).
         finish: finishing actions the request asked for (``Action("upscale", {"factor": 4})``), applied once
             each, in order, after the FID loop; judged by ``refinement.check``, not by FID gain.
     """

@@ -27,11 +27,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from artdirector.io import save_grid
+
+if TYPE_CHECKING:
+    from artdirector.evaluation.evaluator import Evaluator
 
 
 def nearest_neighbours(
@@ -193,3 +196,52 @@ def save_pairs_grid(left: torch.Tensor, right: torch.Tensor, path: str | Path, p
             a, b = torch.cat([a, pad]), torch.cat([b, pad])
         rows += [a, b]
     return save_grid(torch.cat(rows).float().clamp(-1, 1), path, nrow=per_row)
+
+
+def copy_check(
+    evaluator: Evaluator,
+    datamodule,
+    samples: torch.Tensor,
+    features: torch.Tensor,
+    grid: Path | None,
+    n_train: int | None = None,
+    quantile: float = 0.01,
+    k_pairs: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The copy rate of ``samples`` (their ``features`` already extracted) against the first ``n_train``
+    training images (all: None; cached as reference features), the threshold set by the evaluator's
+    reference when it is the report split (else the report split itself), and a grid of the
+    ``k_pairs`` closest sample/train pairs written to ``grid``. JSON-ready."""
+    n_total = datamodule.num_images("train")
+    n_train = n_total if n_train is None else min(n_train, n_total)
+    train, _ = evaluator.split_features(datamodule, "train", n_train, progress=progress)
+    key = evaluator.reference_key or {}
+    if key.get("split") == "report" and evaluator.real_features is not None:
+        heldout = evaluator.real_features
+    else:
+        heldout, _ = evaluator.split_features(datamodule, "report", progress=progress)
+    rep = copy_rate(features, train, heldout, quantile=quantile, k_pairs=k_pairs, seed=seed)
+    if grid is not None and rep.closest:
+        save_pairs_grid(
+            samples[[s for s, _, _ in rep.closest]].cpu(),
+            datamodule.images_at("train", [t for _, t, _ in rep.closest]),
+            grid,
+        )
+    return {
+        **rep.summary(),
+        "n_train_total": n_total,
+        "heldout_split": "report",
+        "feature_network": evaluator.identity,
+        "pairs_grid": str(grid) if grid is not None else None,
+        "note": (
+            "share of samples at most `threshold` from a training image, the `quantile` of held-out "
+            "real images' nearest-train distances; about `quantile` for new images, 1 for copies"
+            + (
+                f"; only {n_train} of {n_total} training images searched: copies of the others are missed"
+                if n_train < n_total
+                else ""
+            )
+        ),
+    }
