@@ -246,7 +246,7 @@ class GenerationAgent:
         else:
             labels = None
         seed = int(torch.randint(0, 2**31 - 1, (), generator=self.generator))
-        options = {**self.model.defaults, "strength": self.strength}
+        options = {**self.creator.defaults, "strength": self.strength}
         images = self.sdedit(source, labels, seed, **options)
         return Samples(
             images=images,

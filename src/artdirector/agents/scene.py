@@ -103,7 +103,7 @@ class SceneDirector:
 
             return comp.draw(item, seed, candidates=n, score=critic), f"drs: best of {n} by the critic"
         if "guidance" in creator.capabilities:
-            g = float(creator.model.defaults.get("guidance", 1.0)) * self.guidance_factor**attempt
+            g = float(creator.defaults.get("guidance", 1.0)) * self.guidance_factor**attempt
             return comp.draw(item, seed, guidance=g), f"new seed at guidance {g:.2f}"
         return comp.draw(item, seed), "new seed"
 

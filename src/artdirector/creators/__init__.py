@@ -140,12 +140,17 @@ class DiffusionCreator(_Adapter):
     kind = "diffusion"
     capabilities = frozenset({"guidance", "steps", "trainable"})
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The sampling options a draw uses unless told otherwise (sampler, steps, guidance)."""
+        return dict(self.model.defaults)
+
     def sample(self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any) -> Drawn:
         unknown = set(options) - set(SAMPLING_OPTIONS)
         if unknown:
             raise ValueError(f"unknown sampling options {sorted(unknown)}: use sampler, steps, guidance")
         labels = self._labels(n, condition)
-        options = {**self.model.defaults, **options}  # the state that replays them, defaults included
+        options = {**self.defaults, **options}  # the state that replays them, defaults included
         images = self.model.sample(n=n, labels=labels, seed=seed, **options).cpu()
         return Drawn(images, labels, seed=seed, options=options)
 
