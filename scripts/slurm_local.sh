@@ -5,7 +5,7 @@
 #                                        # host, starts munged, slurmctld and slurmd, waits for an idle node
 #   sudo scripts/slurm_local.sh stop     # stops the three daemons
 #
-# Two partitions on the one node: `cpu` (the default) and `debug` (1-minute limit, for preemption tests).
+# Two partitions on the one node: `cpu` (the default) and `debug` (2-minute limit, for preemption tests).
 # Jobs may be requeued (JobRequeue=1): submitit's checkpoint/requeue is what resumes them.
 set -euo pipefail
 
@@ -62,12 +62,14 @@ ReturnToService=2
 JobRequeue=1
 KillWait=10
 OverTimeLimit=0
+# a requeued job may start again once its credential expires (default 120 s): 30 s keeps the requeue test short
+AuthInfo=cred_expire=30
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
-PartitionName=debug Nodes=$host MaxTime=1 State=UP OverSubscribe=FORCE:4
+PartitionName=debug Nodes=$host MaxTime=2 State=UP OverSubscribe=FORCE:4
 EOF
 
 pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged

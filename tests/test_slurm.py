@@ -1,5 +1,5 @@
 """Against a real SLURM (``scripts/slurm_local.sh`` brings one up on a Debian machine): the README's sweep, a
-2-task DDP job, and a job that outlives its 1-minute limit and finishes through requeues with the weights
+2-task DDP job, and a job that outlives its 2-minute limit and finishes through requeues with the weights
 of an uninterrupted run. Marked ``slurm`` (run with ``pytest -m slurm``); skipped where no SLURM answers.
 
 The request checks (a request that cannot run is refused before anything is submitted) need no SLURM: they
@@ -9,6 +9,7 @@ are among the bad inputs of ``test_edges.py``.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -88,25 +89,43 @@ REQUEUE = [
     "model.generator.base_channels=32",
     "callbacks.fid.every_n_epochs=1000",
     "+trainer.enable_progress_bar=false",
-    "trainer.max_epochs=40",
     "seed=5",
 ]
+STEPS_PER_EPOCH = 1024 // 64 * 2  # a D and a G step per batch
+# SLURM checks time limits every 30 s, so --signal=USR2@20 reaches a job 20 to 50 s before its limit: a 2-minute
+# limit signals it 70 to 100 s in, after its imports (a signal before submitit's handler is set would kill it).
+# 150 s of training outlives that on any machine (the epochs are sized from a probe below).
+LIMIT_MIN, SIGNAL_S, OUTLIVE_S = 2, 20, 150
+
+
+def _epochs_to_outlive(tmp_path: Path, seconds: float) -> int:
+    """Epochs of REQUEUE that take ``seconds`` of fit on this machine: a short run measures one epoch, so a fast
+    machine trains longer instead of finishing inside the limit (it would then never be requeued)."""
+    probe = run_script(
+        "train.py", *REQUEUE, "trainer.max_epochs=4", f"hydra.run.dir={tmp_path / 'probe'}", cwd=tmp_path
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    fit_s = json.loads((tmp_path / "probe" / "run.json").read_text())["fit_seconds"]
+    return max(8, math.ceil(seconds / (fit_s / 4)))
 
 
 @pytest.mark.slurm
 @needs_slurm
 def test_a_job_past_its_time_limit_finishes_through_requeues_bit_identical(tmp_path) -> None:
-    """About 2 minutes of training under a 1-minute limit: SIGUSR2 20 s before the limit, submitit requeues,
-    the next attempt resumes from last.ckpt; the final weights equal an uninterrupted run's, bit for bit."""
-    ref = run_script("train.py", *REQUEUE, f"hydra.run.dir={tmp_path / 'ref'}", cwd=tmp_path, timeout=900)
+    """Training sized to ~2.5 minutes on this machine, under a 2-minute limit: SIGUSR2 before the limit,
+    submitit requeues, the next attempt resumes from last.ckpt; the final weights equal an uninterrupted
+    run's, bit for bit."""
+    epochs = _epochs_to_outlive(tmp_path, OUTLIVE_S)
+    args = [*REQUEUE, f"trainer.max_epochs={epochs}"]
+    ref = run_script("train.py", *args, f"hydra.run.dir={tmp_path / 'ref'}", cwd=tmp_path, timeout=900)
     assert ref.returncode == 0, ref.stderr[-3000:]
     _sweep(
         tmp_path,
-        *REQUEUE,
+        *args,
         "hydra/launcher=slurm_cpu",
         "hydra.launcher.partition=debug",
-        "hydra.launcher.timeout_min=1",
-        "hydra.launcher.signal_delay_s=20",
+        f"hydra.launcher.timeout_min={LIMIT_MIN}",
+        f"hydra.launcher.signal_delay_s={SIGNAL_S}",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         timeout=1800,
     )
@@ -114,5 +133,5 @@ def test_a_job_past_its_time_limit_finishes_through_requeues_bit_identical(tmp_p
     assert run["slurm"]["restart_count"] >= 1 and run["resumed_from"].endswith("last.ckpt")
     a = torch.load(tmp_path / "ref" / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert a["global_step"] == b["global_step"] == 40 * 16 * 2
+    assert a["global_step"] == b["global_step"] == epochs * STEPS_PER_EPOCH
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
