@@ -54,7 +54,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from artdirector.agent import labelled_images
 from artdirector.creators import ADAPTERS
 from artdirector.creators.routing import read_evidence, route
 from artdirector.data import TorchvisionDataModule
@@ -383,7 +382,7 @@ def main() -> None:
     )
     ev_sel.set_reference_from(dm, "selection", args.selection_n)
     sel_floor = floor_pair(ev_sel.floor_from(dm, args.selection_n))
-    x, y = labelled_images(dm, "report")
+    x, y = dm.labelled("report")
     report_xy = SimpleNamespace(x=x, y=y, datamodule=dm)
     ev_inc = None
     if args.inception:

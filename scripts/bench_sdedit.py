@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from artdirector.agent import labelled_images
 from artdirector.creators import load_creator
 from artdirector.data import TorchvisionDataModule
 from artdirector.evaluation import Evaluator, LeNetFeatures, floor_pair
@@ -75,7 +74,7 @@ def main() -> None:
     rough = load_creator(args.rough)
     labels = torch.arange(args.n) % rough.num_classes if rough.num_classes else None
     rough_x = rough.sample(args.n, condition=labels, seed=args.seed).images
-    train_x, train_y = labelled_images(dm, "train", 4 * args.n)
+    train_x, train_y = dm.labelled("train", 4 * args.n)
     pick = torch.randperm(train_y.shape[0], generator=torch.Generator().manual_seed(args.seed))[: args.n]
     real_x, real_y = train_x[pick], train_y[pick]
     target_y = (real_y + 1) % 10

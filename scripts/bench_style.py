@@ -33,7 +33,6 @@ from pathlib import Path
 
 import torch
 
-from artdirector.agent import labelled_images
 from artdirector.creators import load_creator
 from artdirector.data import TorchvisionDataModule
 from artdirector.editing.style import candidates, edit, measure_edit, target_for_word
@@ -114,7 +113,7 @@ def main() -> None:
     def classify(images: torch.Tensor) -> torch.Tensor:
         return torch.cat([lenet.logits_from_features(lenet(b)).argmax(1) for b in images.split(500)])
 
-    train_x, train_y = labelled_images(dm, "train", 4 * args.n)
+    train_x, train_y = dm.labelled("train", 4 * args.n)
     rows = []
     for spec in args.creators:
         if spec == "real":

@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from artdirector.agent import labelled_images
 from artdirector.data import TorchvisionDataModule
 from artdirector.evaluation import morphometry
 from artdirector.evaluation.style_judge import ATTRIBUTES, StyleRegressor
@@ -82,7 +81,7 @@ def main() -> None:
         ("selection", "selection", args.n_eval, args.seed + 1),
         ("report", "report", args.n_eval, args.seed + 2),
     ):
-        x, _ = labelled_images(dm, split, n)
+        x, _ = dm.labelled(split, n)
         if name == "train":
             sets[name] = augment(x, seed=seed, **aug)
         else:  # as they are, and every image augmented (share 1), to state the error on both

@@ -27,28 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def labelled_images(
-    datamodule, split: str, n: int | None = None, classes: tuple[int, ...] | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` images of a split (of the given ``classes`` only, when given) with their labels."""
-    from torch.utils.data import DataLoader
-
-    ds = datamodule._split(split)
-    loader = DataLoader(ds, batch_size=1000, shuffle=False, generator=torch.Generator())
-    xs, ys, have = [], [], 0
-    for x, y in loader:
-        if classes:
-            keep = torch.isin(y, torch.tensor(classes))
-            x, y = x[keep], y[keep]
-        xs.append(x)
-        ys.append(y)
-        have += len(y)
-        if n is not None and have >= n:
-            break
-    x, y = torch.cat(xs), torch.cat(ys)
-    return (x, y) if n is None else (x[:n], y[:n])
-
-
 def report_split_warnings(
     card: dict, n: int, n_real: int, classes: tuple[int, ...] | None = None
 ) -> list[str]:
@@ -233,19 +211,19 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         floor_images = datamodule.real_images("train", min(3 * cfg.n, datamodule.num_images("train")))
     else:
         # a class request is judged against real images of those classes only (class-conditional FID)
-        sel_x, _ = labelled_images(datamodule, "selection", classes=classes)
-        rep_x, _ = labelled_images(datamodule, "report", classes=classes)
+        sel_x, _ = datamodule.labelled("selection", classes=classes)
+        rep_x, _ = datamodule.labelled("report", classes=classes)
         n_ref = min(cfg.n_real, len(sel_x), len(rep_x))
         name = f"{datamodule.describe()}[classes {','.join(map(str, classes))}]"
         selection.set_reference(sel_x[:n_ref], dataset=name, split="selection", progress=True)
         report = copy.copy(selection)
         report.set_reference(rep_x[:n_ref], dataset=name, split="report", progress=True)
-        floor_images, _ = labelled_images(datamodule, "train", 3 * cfg.n, classes=classes)
+        floor_images, _ = datamodule.labelled("train", 3 * cfg.n, classes=classes)
         log.info("class request %s: references of %d real images of those classes per split", classes, n_ref)
     # DRS calibrates on real images the discriminator never trained on (Azadi et al.): the selection split,
     # with their labels for a class-conditional critic
-    calibration, calibration_labels = labelled_images(
-        datamodule, "selection", min(1000, datamodule.num_images("selection")), classes=classes
+    calibration, calibration_labels = datamodule.labelled(
+        "selection", min(1000, datamodule.num_images("selection")), classes=classes
     )
     refinement = RefinementAgent(
         generation,

@@ -156,6 +156,24 @@ class ImageDataModule(L.LightningDataModule):
         loader = DataLoader(Subset(ds, range(n)), batch_size=1000, shuffle=False, generator=torch.Generator())
         return torch.cat([torch.as_tensor(y).long().reshape(-1) for _, y in loader])
 
+    def labelled(
+        self, split: str, n: int | None = None, classes: tuple[int, ...] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n`` images of a split (of the given ``classes`` only, when given) with their labels."""
+        loader = DataLoader(self._split(split), batch_size=1000, shuffle=False, generator=torch.Generator())
+        xs, ys, have = [], [], 0
+        for x, y in loader:
+            if classes:
+                keep = torch.isin(y, torch.tensor(classes))
+                x, y = x[keep], y[keep]
+            xs.append(x)
+            ys.append(y)
+            have += len(y)
+            if n is not None and have >= n:
+                break
+        x, y = torch.cat(xs), torch.cat(ys)
+        return (x, y) if n is None else (x[:n], y[:n])
+
     def images_at(self, split: str, indices) -> torch.Tensor:
         """The images at these indices of a split (e.g. the nearest neighbours a search found), stacked."""
         ds = self._split(split)
