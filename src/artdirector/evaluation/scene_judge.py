@@ -61,9 +61,8 @@ class Settings:
 # Per kind of prompt: digits only, or naming a garment (a garment's dark parts are still the garment). Chosen
 # on selection-split scenes of the v1 prompts (scripts/bench_false_accept.py --choose, table in
 # docs/benchmarks.md): the highest pass rate on correct canvases, ties broken by the lowest false-accept rate,
-# then by the grid's order. Digits: with the shipped judge_mnist.pt (dilating did not help: the strokes that
-# break leave pieces under 20 px, which are dropped instead). Garments: provisional, chosen with the
-# FashionMNIST LeNet standing in for the judge classifier, which had not shipped; rerun --choose with it.
+# then by the grid's order, with the shipped judges. Digits: dilating did not help (the strokes that break
+# leave pieces under 20 px, which are dropped instead).
 SETTINGS = {"mnist": Settings(-0.8, 0, 20), "fashion_mnist": Settings(-0.95, 0, 5)}
 EDGE = 2  # px of faint edge around a component's ink that belong to it when it is framed
 FRAME = {"mnist": 20, "fashion_mnist": 28}  # the longer side of an object in its dataset's 28 px frame
