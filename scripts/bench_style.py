@@ -5,11 +5,11 @@
 
 For each creator (``real``: digits of the train split, the reference for the pixel edit; or a checkpoint:
 ``--n`` samples of seed ``--seed``, classes 0-9 in turn for a conditional creator), each target (prompt words:
-thick, thin, slanted, upright, small, large; ``artdirector.editing.style.WORDS``) and each technique that can
+thick, thin, slanted, upright, small, large; ``artdirector.editing.targets.WORDS``) and each technique that can
 serve it (``latent``: InterFaceGAN for a GAN; ``guidance``: attribute guidance for a diffusion model, calibrated
 on 16 probe images; ``morpho``: the Morpho-MNIST pixel edit):
 
-- *steered by*: the formula of ``evaluation/style.py`` the edit aims at (``editing.style.measure_edit``),
+- *steered by*: the formula of ``evaluation/style.py`` the edit aims at (``editing.measure.measure_edit``),
   before and after, and the achieved change against the requested one. The edits optimise it, so it says
   what the edit aimed at, not whether it got there;
 - *judge*: the style judge (``evaluation/style_judge.py``), which the edits do not optimise: Morpho-MNIST's
@@ -35,7 +35,9 @@ import torch
 
 from artdirector.creators import load_creator
 from artdirector.data import TorchvisionDataModule
-from artdirector.editing.style import candidates, edit, measure_edit, target_for_word
+from artdirector.editing.measure import measure_edit
+from artdirector.editing.style import candidates, edit
+from artdirector.editing.targets import target_for_word
 from artdirector.evaluation import Evaluator, LeNetFeatures, floor_pair
 from artdirector.evaluation.style_judge import load_style_judge
 from artdirector.io import save_grid, write_json

@@ -64,7 +64,7 @@ def test_the_director_finishes_with_a_style_edit_then_upscales(agents, tmp_path)
 
 def test_style_comes_from_config_and_prompt_words(make_cfg) -> None:
     from artdirector.agent import finish_actions
-    from artdirector.editing.style import StyleError
+    from artdirector.editing.targets import StyleError
 
     cfg = make_cfg("agent", ["ckpt=x", "+style={thickness: '+20%'}", "upscale=2"])
     acts = finish_actions(cfg, interpret("draw slanted thick sevens", False))

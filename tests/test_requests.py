@@ -132,7 +132,7 @@ def test_phrasings_give_their_structured_request(text, objects, relations, layou
 
 
 def test_style_words_differ_between_objects_with_opposite_targets() -> None:
-    from artdirector.editing.style import target_for_word
+    from artdirector.editing.targets import target_for_word
 
     for text, attribute in (
         ("a thick 4 left of a thin 6", "thickness"),

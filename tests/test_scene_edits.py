@@ -189,7 +189,7 @@ def _changed_as_asked(text: str, before: list[dict], after: list[dict], trace: d
         assert relation_holds("right of", tuple(after[0]["box"]), tuple(after[1]["box"]), 0.25)
         assert torch.equal(after[0]["image"], before[0]["image"])  # moved, not redrawn
     elif text == "make the 3 thicker":
-        from artdirector.editing.style import measure_attribute
+        from artdirector.editing.targets import measure_attribute
 
         thick = [float(measure_attribute(o["image"][None], "thickness")[0]) for o in (before[0], after[0])]
         assert thick[1] > 1.2 * thick[0] and after[0]["box"] == before[0]["box"]

@@ -267,7 +267,7 @@ def test_a_relation_that_fails_is_replanned(zoo_mnist, detector, monkeypatch):
 
 def test_style_words_in_a_scene_edit_their_object_and_say_so(zoo_mnist, detector, tmp_path):
     from artdirector.agents.scene import SceneDirector
-    from artdirector.editing.style import measure_attribute
+    from artdirector.editing.targets import measure_attribute
 
     director = SceneDirector({"mnist": [zoo_mnist]}, detector, max_rounds=2, seed=0)
     res = director.run(parse("a thick 3 left of a 7"), output_dir=tmp_path)

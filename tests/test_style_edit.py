@@ -9,17 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from artdirector.editing.style import (
+from artdirector.editing.guidance import attribute_guidance, soft_attribute
+from artdirector.editing.latent import fit_direction, latent_edit
+from artdirector.editing.measure import measure_edit
+from artdirector.editing.morpho import morpho_edit
+from artdirector.editing.style import candidates
+from artdirector.editing.targets import (
     StyleError,
     StyleTarget,
-    attribute_guidance,
-    candidates,
-    fit_direction,
-    latent_edit,
     measure_attribute,
-    measure_edit,
-    morpho_edit,
-    soft_attribute,
     target_for_word,
     targets_from_config,
 )

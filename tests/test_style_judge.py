@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from artdirector.data.datamodules import load_mnist5k
-from artdirector.editing.style import measure_edit, target_for_word
+from artdirector.editing.measure import measure_edit
+from artdirector.editing.targets import target_for_word
 from artdirector.evaluation import morphometry
 from artdirector.evaluation.features import MissingWeightsError
 from artdirector.evaluation.style_judge import StyleJudge, load_style_judge

@@ -61,7 +61,7 @@ def report_split_warnings(
 
 def _style_actions(cfg: DictConfig, spec, words: list[str]) -> list[Action]:
     """The ``style`` finishing actions: ``style={...}`` first, then the prompt's style words."""
-    from artdirector.editing.style import WORDS, StyleError, StyleTarget, targets_from_config
+    from artdirector.editing.targets import WORDS, StyleError, StyleTarget, targets_from_config
 
     out: list[Action] = []
     targets = targets_from_config(OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec)

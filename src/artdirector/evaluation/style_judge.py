@@ -132,7 +132,7 @@ class StyleJudge(nn.Module):
         tolerance: float = 0.25,
     ) -> dict[str, Any]:
         """Did ``target`` (anything with ``attribute`` and ``goal(current)``, e.g. an
-        :class:`~artdirector.editing.style.StyleTarget`) happen between two readings of the same images (from
+        :class:`~artdirector.editing.targets.StyleTarget`) happen between two readings of the same images (from
         :meth:`read`)? Per reading: before and after (mean, sd), the requested change ``goal(before) -
         before`` and the achieved change (mean, sd), and ``moved``; ``met`` when both readings moved. Images
         the Morpho estimators cannot read (blank: NaN) are left out of both readings."""

@@ -87,7 +87,7 @@ SIZES = {
     "big": "large",
     "huge": "large",
 }
-# style words (artdirector.editing.style.WORDS for the attribute each moves), each attached to the object it
+# style words (artdirector.editing.targets.WORDS for the attribute each moves), each attached to the object it
 # precedes ("a thick 4 left of a thin 6"), and resolution words (the ``upscale`` action, x4)
 STYLES = {
     "thick": "thick",

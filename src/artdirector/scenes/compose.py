@@ -37,7 +37,7 @@ class Drawing:
 
 def style_reached(drawing: Drawing, tolerance: float = 0.25) -> bool:
     """Every style edit of the drawing reached its goal: |after - goal| <= tolerance |goal - before| (the
-    tolerance of :func:`artdirector.editing.style.measure_edit`)."""
+    tolerance of :func:`artdirector.editing.measure.measure_edit`)."""
     return all(
         abs(s["after"] - s["goal"]) <= tolerance * abs(s["goal"] - s["before"]) + 1e-9 for s in drawing.style
     )
@@ -45,11 +45,12 @@ def style_reached(drawing: Drawing, tolerance: float = 0.25) -> bool:
 
 def styled(drawing: Drawing, words: list[str]) -> Drawing:
     """The drawing with each style word's pixel edit applied in turn (Morpho-MNIST perturbations,
-    :func:`artdirector.editing.style.morpho_edit`), each recorded with the attribute before and after: a
+    :func:`artdirector.editing.morpho.morpho_edit`), each recorded with the attribute before and after: a
     creator drawing one object has no batch to fit a latent direction on, and the edit is deterministic."""
     if not words:
         return drawing
-    from artdirector.editing.style import measure_attribute, morpho_edit, target_for_word
+    from artdirector.editing.morpho import morpho_edit
+    from artdirector.editing.targets import measure_attribute, target_for_word
 
     image, record = drawing.image.unsqueeze(0), []
     for word in words:

@@ -265,7 +265,7 @@ def apply(edit: Edit, before: Scene, seed: int = 0) -> Applied:
         if size == o.size and not edit.style:
             raise PromptError(f"{text!r}: {edit.target.describe()} is already {size}; {before.inventory()}")
         if edit.style:
-            from artdirector.editing.style import WORDS
+            from artdirector.editing.targets import WORDS
 
             said = {WORDS[w][0]: w for w in edit.style}
             kept = [w for w in o.style if WORDS[w][0] not in said]

@@ -27,7 +27,9 @@ class Style(FinishingRefiner):
         method: str = "auto",
         max_alpha: float = 3.0,
     ) -> Samples:
-        from artdirector.editing.style import StyleTarget, candidates, edit, measure_edit
+        from artdirector.editing.measure import measure_edit
+        from artdirector.editing.style import candidates, edit
+        from artdirector.editing.targets import StyleTarget
 
         target = StyleTarget.parse(attribute, amount)
         tried, best = [], None
@@ -73,7 +75,8 @@ class Style(FinishingRefiner):
         the class was kept: conformance (the evaluator's classifier against the asked classes; agreement with
         the unedited image's predicted class for an unconditional creator) down by at most 1 point. The FID
         of both, at the same n on the evaluator's split, is stated beside it."""
-        from artdirector.editing.style import StyleTarget, measure_edit
+        from artdirector.editing.measure import measure_edit
+        from artdirector.editing.targets import StyleTarget
 
         target = StyleTarget.parse(attribute, amount)
         p0, p1 = before_report.report.labels, after_report.report.labels  # the evaluator's classes
