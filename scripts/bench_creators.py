@@ -33,7 +33,7 @@ agent's router picks from the selection-split evidence against the best creator 
 the report split (overall FID; per-class FID for a class request); regret = (chosen - best) / best.
 
 Writes ``<ckpt stem>.card.json`` beside each checkpoint (or into ``--out``), merged into an existing card
-(its recipe, hashes and notes are kept), and prints the tables.
+(its recipe and notes are kept; its ``sha256`` is the measured file's), and prints the tables.
 
     python scripts/bench_creators.py src/artdirector/zoo/*.ckpt --n 10000        # on a GPU
     python scripts/bench_creators.py a.ckpt --n 500 --steps-n 100 --steps 2 4     # a quick CPU check
@@ -60,7 +60,7 @@ from artdirector.data import TorchvisionDataModule
 from artdirector.evaluation import Evaluator, InceptionFeatures, LeNetFeatures, floor_pair
 from artdirector.evaluation.copying import copy_check
 from artdirector.evaluation.judge import load_judge, within_class_variety
-from artdirector.io import save_grid, write_json
+from artdirector.io import file_sha256, save_grid, write_json
 from artdirector.models.base import balanced_labels
 from artdirector.models.checkpoint import checkpoint_kind, module_class, read_checkpoint
 
@@ -401,7 +401,14 @@ def main() -> None:
         card["selection"]["floor"] = {"fid": sel_floor[0], "sd": sel_floor[1], "n": args.selection_n}
         out = (args.out or path.parent) / f"{path.stem}.card.json"
         old = json.loads(out.read_text()) if out.is_file() else {}
-        card = {**old, **card}  # the evidence is new; the recipe, hashes and notes of an exported card stay
+        card["sha256"] = file_sha256(path)  # the file this evidence was measured on
+        if old.get("sha256") not in (None, card["sha256"]):
+            print(
+                f"warning: {out} described another file (sha256 {old['sha256'][:12]}, now "
+                f"{card['sha256'][:12]}): its recipe and notes are kept, check them",
+                file=sys.stderr,
+            )
+        card = {**old, **card}  # the evidence is new; the recipe and notes of an exported card stay
         write_json(out, card)
         cards.append(card)
         print(json.dumps({k: card[k] for k in ("checkpoint", "metrics", "seconds_per_image")}), flush=True)
