@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -171,16 +171,16 @@ class Samples(Drawn):
         labels: torch.Tensor | None = None,
         options: dict[str, Any] | None = None,
     ):
-        """Refined samples: the same labels (one per image, in order) unless ``labels`` says otherwise."""
-        return Samples(
+        """Refined samples: the same labels (one per image, in order) unless ``labels`` says otherwise; every
+        other field (seed, SDEdit source) carried over."""
+        return replace(
+            self,
             images=images,
             latents=latents,
             model=model or self.model,
             labels=self.labels if labels is None else labels,
             history=[*self.history, action],
-            seed=self.seed,
             options=dict(self.options if options is None else options),
-            source=self.source,
         )
 
 
