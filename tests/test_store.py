@@ -387,6 +387,42 @@ def test_the_threshold_policy_skips_what_never_beat_its_se_here(tmp_path) -> Non
     assert memory.to_trace(run)["followed"] is False
 
 
+def _decisions(policy: ThresholdPolicy, budget: int, gains: dict[str, float]) -> tuple[list[str], str]:
+    """The actions a threshold run takes under a budget of ``budget`` steps, each gaining ``gains[action]``
+    (SE 1), as the Director's loop asks the policy; and why it stopped."""
+    run = Memory()
+    while (step := len(run.refinements)) < budget:
+        state = State("create", fid=100.0, target_fid=0.0, step=step, has_latents=True, budget_steps=budget)
+        decision = policy.decide(state, run)
+        if isinstance(decision, Stop):
+            return [s.action for s in run.refinements], decision.reason
+        run.record(Step(step + 1, decision.name, {}, None, {}, False, 1.0, gain=gains[decision.name]))
+    return [s.action for s in run.refinements], "budget spent"
+
+
+def test_steps_the_memory_frees_are_left_unspent_unless_an_action_past_them_won_here(tmp_path) -> None:
+    """With memory, a threshold run tries what the run without it would, less what never won here: the step
+    that skipping frees is not spent on an action the run without memory would never have reached."""
+    store = RunStore(tmp_path / "memory.sqlite")
+    _history(store)  # last 3 dcgan runs: truncation 0 wins in 3 tries, drs 1 win, langevin 1 try
+    actions = ["truncation", "drs", "langevin", "finetune"]
+    gains = {"truncation": -0.3, "drs": 0.5, "langevin": -1.0, "finetune": 3.0}
+    without, _ = _decisions(ThresholdPolicy(actions=actions), 2, gains)
+    assert without == ["truncation", "drs"]
+    prior = MemoryPrior(store, "dcgan", "unconditional", last_k=3, min_tries=2)
+    with_memory, why = _decisions(ThresholdPolicy(actions=actions, prior=prior), 2, gains)
+    assert with_memory == ["drs"]  # one step fewer, and not langevin or finetune in its place
+    assert "1 freed step(s) left unspent" in why
+    assert prior.to_trace()["suggested"]["steps"] == 1
+
+    # finetune won here before: the freed step goes to it
+    store.record(director_trace([("finetune", 6.0, 1.0)], created="2025-02-09T00:00:00+00:00", text="ft"))
+    prior = MemoryPrior(store, "dcgan", "unconditional", last_k=3, min_tries=2)
+    with_memory, _ = _decisions(ThresholdPolicy(actions=actions, prior=prior), 2, gains)
+    assert with_memory == ["drs", "finetune"]
+    assert "go to finetune, which won here before" in prior.to_trace()["suggested"]["why"]
+
+
 def test_the_bandit_starts_from_what_worked_for_this_creator(tmp_path) -> None:
     store = RunStore(tmp_path / "memory.sqlite")
     _history(store)

@@ -179,6 +179,7 @@ class Director:
                 len(memory.refinements),
                 samples.latents is not None,
                 self.gen.capabilities,  # what the creator in use can do
+                self.max_steps,
             )
             decision = self.policy.decide(state, memory)
             if isinstance(decision, Stop):

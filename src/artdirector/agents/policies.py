@@ -20,6 +20,7 @@ class State:
     has_latents: bool
     # what the creator in use can do (artdirector.creators): actions it cannot do are never offered
     capabilities: frozenset[str] = frozenset({"latent", "critic", "trainable"})
+    budget_steps: int | None = None  # the run's refinement-step budget (None: not bounded by steps)
 
 
 class Policy(Protocol):
@@ -76,12 +77,17 @@ class ThresholdPolicy:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     min_gain: float = 0.0
     # the memory across runs (agents/store.py MemoryPrior): skip the actions that never beat their SE for
-    # this creator in its last K runs; None: no memory
+    # this creator in its last K runs, and leave the steps that frees unspent unless an action past them
+    # won there before; None: no memory
     prior: Any = None
 
     def decide(self, state: State, memory: Memory) -> Action | Stop:
         candidates = self.actions
-        if self.prior is not None:
+        if self.prior is not None and state.budget_steps is not None:
+            candidates, steps, why = self.prior.window(_usable(self.actions, state), state.budget_steps)
+            if not candidates or state.step >= steps:
+                return Stop(why)
+        elif self.prior is not None:
             candidates, why = self.prior.skip(candidates)
             if not candidates:
                 return Stop(why)

@@ -6,7 +6,8 @@ and queries are :class:`RunStore` (:mod:`artdirector.agents.store_db`).
 
 :class:`MemoryPrior` is what a policy reads: for the creator and request kind of this run, each action's
 record over the last ``last_k`` runs; the threshold policy drops an action that never beat ``z`` SEs there
-(:meth:`MemoryPrior.skip`), the bandit starts from the past mean rewards (:meth:`MemoryPrior.combined`), and
+(:meth:`MemoryPrior.skip`) and, under a step budget, leaves the steps that frees unspent unless an action
+past them won here (:meth:`MemoryPrior.window`), the bandit starts from the past mean rewards (:meth:`MemoryPrior.combined`), and
 :meth:`MemoryPrior.to_trace` states what the memory suggested and whether the run followed it.
 """
 
@@ -117,6 +118,30 @@ class MemoryPrior:
         kept = [a for a in actions if a not in skip]
         self._suggested = {"use": "skip", "skip": [a for a in order if a in skip], "order": kept, "why": why}
         return kept, why
+
+    def window(self, actions: Iterable[str], steps: int) -> tuple[list[str], int, str]:
+        """The threshold policy's prior under a budget of ``steps`` refinement steps: (the actions to try, the
+        steps the run may take, why).
+
+        A run without memory explores the first ``steps`` of ``actions``; the memory drops from that window
+        what :meth:`skip` drops. The steps so freed go to actions past the window only where the memory saw
+        them win here (best past reward first); otherwise they are left unspent, so the memory saves their
+        time instead of buying a search that the run without it would not make."""
+        actions = list(actions)
+        inside, past = actions[:steps], actions[steps:]
+        kept, why = self.skip(inside)
+        freed = len(inside) - len(kept)
+        stats = self.stats
+        winners = sorted(
+            (a for a in past if a in stats and stats[a].wins > 0), key=lambda a: -stats[a].mean_reward
+        )[:freed]
+        allowance = steps - freed + len(winners)
+        if winners:
+            why += f"; the freed step(s) go to {', '.join(winners)}, which won here before"
+        elif freed:
+            why += f"; {freed} freed step(s) left unspent: no action past them won here before"
+        self._suggested.update(order=kept + winners, steps=allowance, why=why)
+        return kept + winners, allowance, why
 
     def combined(self, memory: Memory, actions: Iterable[str] | None = None) -> Memory:
         """The bandit's prior: a :class:`Memory` with, before the run's own steps, up to ``prior_pulls``
