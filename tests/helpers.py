@@ -54,11 +54,14 @@ TINY_CLASSIFIER = [
 ]
 
 
-def run_script(script: str, *args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``scripts/<script>`` as a user would, with tests/ importable for test-only ``_target_``s."""
+def run_script(
+    script: str, *args: str, cwd: Path, timeout: int = 600, python_args: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``scripts/<script>`` as a user would, with tests/ importable for test-only ``_target_``s
+    (``python_args``: options of the interpreter itself, e.g. ``-X importtime``)."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / script), *args],
+        [sys.executable, *(python_args or []), str(REPO / "scripts" / script), *args],
         cwd=cwd,
         env=env,
         capture_output=True,

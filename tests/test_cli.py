@@ -136,3 +136,15 @@ def test_the_agent_makes_the_request_one_override_before_hydra_reads_it(monkeypa
     monkeypatch.setattr(sys, "argv", ["agent.py", "draw a cat, small", "n=4"])
     cli.agent()
     assert calls == [["agent.py", "request='draw a cat, small'", "n=4"]]
+
+
+def test_help_and_a_mistyped_command_line_answer_without_importing_torch(tmp_path) -> None:
+    """`--help` and a config error need Hydra alone: torch (about 1.2 s on a quiet 2-core CPU, several under
+    load) is not imported before a run starts."""
+    for args in (["--help"], ["model=dcgam"]):
+        r = run_script("train.py", *args, cwd=tmp_path, python_args=["-X", "importtime"])
+        imported = {
+            ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")
+        }
+        assert "hydra" in imported, r.stderr[-2000:]
+        assert "torch" not in imported, f"{args}: torch imported"
