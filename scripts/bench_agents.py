@@ -81,9 +81,14 @@ def best_of_k(director, k: int, seed: int):
     return pool.derived(pool.images[keep], pool.latents[keep], f"best_of_{k}")
 
 
+# The policies are compared at the same step budget; a budget in seconds would cut them where the machine
+# happens to be slow (and leave no held-out verdict), so it is set out of reach unless given after ``--``.
+NO_TIME_LIMIT = "budget.seconds=1000000"
+
+
 def run_seed(out: Path, seed: int, overrides: list[str]) -> dict:
     rows, curves = {}, {}
-    base = [*overrides, f"seed={seed}", "request=generate new art"]
+    base = [NO_TIME_LIMIT, *overrides, f"seed={seed}", "request=generate new art"]
     # raw and each action on the fresh (replay) latents, measured on the report split
     director, request, _ = build(cfg_for(out, f"seed{seed}/actions", [*base, "policy=rule", "replay=false"]))
     replay_seed = director.replay_seed
@@ -115,6 +120,11 @@ def run_seed(out: Path, seed: int, overrides: list[str]) -> dict:
         result = director.run(request, base=b)
         seconds = time.perf_counter() - t0
         v = result.verdict
+        if not v:
+            sys.exit(
+                f"seed {seed}, policy {policy}: no held-out verdict ({result.stop_reason}); rerun with a "
+                "larger budget.seconds after --, or replay=true"
+            )
         chain = " -> ".join(v["chain"]) or "none kept"
         rows[f"policy: {policy}"] = {
             **{k: v["directed"][k] for k in metrics_keys()},
