@@ -9,6 +9,7 @@ import importlib.util
 import io
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -445,6 +446,27 @@ def test_the_bandit_starts_from_what_worked_for_this_creator(tmp_path) -> None:
     seeded = MemoryPrior(store, "dcgan", "unconditional", last_k=3).combined(Memory(), more)
     assert seeded.tries("langevin") == 0
     assert BanditPolicy(actions=more).decide(STATE, seeded).name == "langevin"
+
+
+def test_under_a_step_budget_the_bandit_with_memory_pulls_no_arm_the_run_without_it_would_not_reach(
+    tmp_path,
+) -> None:
+    store = RunStore(tmp_path / "memory.sqlite")
+    _history(store)  # last 3 dcgan runs: truncation 3 tries 0 wins, drs 3 tries 1 win, langevin 1 try
+    actions = ["truncation", "drs", "langevin", "finetune"]
+    state = State("create", fid=100.0, target_fid=0.0, step=0, has_latents=True, budget_steps=2)
+    prior = MemoryPrior(store, "dcgan", "unconditional", last_k=3, min_tries=2, prior_pulls=2)
+    run = Memory()
+    pulled = []
+    for step in range(2):
+        decision = BanditPolicy(actions=actions, prior=prior).decide(replace(state, step=step), run)
+        pulled.append(decision.name)
+        run.record(Step(step + 1, decision.name, {}, None, {}, False, 1.0, gain=1.0))
+    # langevin and finetune are unknown to the memory; only the arms inside the budget's reach are pulled
+    assert set(pulled) <= {"truncation", "drs"} and "finetune" not in pulled
+    # without the budget the memory sends the bandit to the arms it does not know, finetune among them
+    wide = BanditPolicy(actions=actions, prior=MemoryPrior(store, "dcgan", "unconditional", last_k=3))
+    assert wide.decide(STATE, Memory()).name in {"langevin", "finetune"}
 
 
 def test_the_bandit_stops_at_once_where_nothing_ever_paid(tmp_path) -> None:

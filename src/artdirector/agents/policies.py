@@ -118,14 +118,21 @@ class BanditPolicy:
     exploration: float = 1.0
     patience: int = 1
     # the memory across runs (agents/store.py MemoryPrior): UCB1 starts from this creator's past mean
-    # rewards instead of pulling every arm once; None: no memory
+    # rewards instead of pulling every arm once, over the arms a run without memory would reach and the
+    # remembered winners past them; None: no memory
     prior: Any = None
 
     def decide(self, state: State, memory: Memory) -> Action | Stop:
+        arms = self.actions
         if self.prior is not None:
-            memory = self.prior.combined(memory, self.actions)
+            if state.budget_steps is not None:
+                # the arms a run without memory reaches in its budget, and past them only remembered winners:
+                # the memory is to save time, not to buy a wider search
+                inside, winners = self.prior.reach(_usable(self.actions, state), state.budget_steps)
+                arms = inside + winners
+            memory = self.prior.combined(memory, arms)
         actions, first = _explore_first(
-            self.actions, self.params, state, memory, "UCB1: every arm is pulled once first"
+            arms, self.params, state, memory, "UCB1: every arm is pulled once first"
         )
         if first is not None:
             return first

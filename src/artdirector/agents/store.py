@@ -38,7 +38,7 @@ class MemoryPrior:
       never beat ``z`` SEs of their gain.
     - :meth:`combined` (the bandit): the run's memory with up to ``prior_pulls`` pseudo-pulls per action
       remembered ``min_tries`` times or more, at its past mean reward, so UCB1 starts from what worked
-      instead of pulling every arm once.
+      instead of pulling every arm once; under a step budget its arms are those :meth:`reach` gives.
     - :meth:`to_trace`: what it suggested, and whether the run followed it.
     """
 
@@ -119,6 +119,14 @@ class MemoryPrior:
         self._suggested = {"use": "skip", "skip": [a for a in order if a in skip], "order": kept, "why": why}
         return kept, why
 
+    def reach(self, actions: Iterable[str], steps: int) -> tuple[list[str], list[str]]:
+        """(the first ``steps`` of ``actions``: what a run without memory reaches in a budget of ``steps``
+        steps; the actions past them that won here before, best past reward first)."""
+        actions = list(actions)
+        stats = self.stats
+        winners = [a for a in actions[steps:] if a in stats and stats[a].wins > 0]
+        return actions[:steps], sorted(winners, key=lambda a: -stats[a].mean_reward)
+
     def window(self, actions: Iterable[str], steps: int) -> tuple[list[str], int, str]:
         """The threshold policy's prior under a budget of ``steps`` refinement steps: (the actions to try, the
         steps the run may take, why).
@@ -127,14 +135,10 @@ class MemoryPrior:
         what :meth:`skip` drops. The steps so freed go to actions past the window only where the memory saw
         them win here (best past reward first); otherwise they are left unspent, so the memory saves their
         time instead of buying a search that the run without it would not make."""
-        actions = list(actions)
-        inside, past = actions[:steps], actions[steps:]
+        inside, past_winners = self.reach(actions, steps)
         kept, why = self.skip(inside)
         freed = len(inside) - len(kept)
-        stats = self.stats
-        winners = sorted(
-            (a for a in past if a in stats and stats[a].wins > 0), key=lambda a: -stats[a].mean_reward
-        )[:freed]
+        winners = past_winners[:freed]
         allowance = steps - freed + len(winners)
         if winners:
             why += f"; the freed step(s) go to {', '.join(winners)}, which won here before"
