@@ -22,7 +22,7 @@ import torch
 
 from artdirector.data import Mnist5kDataModule, TorchvisionDataModule
 from artdirector.evaluation import Evaluator, InceptionFeatures, LeNetFeatures
-from artdirector.evaluation.evaluator import FLOOR_DRAWS
+from artdirector.evaluation.floor import FLOOR_DRAWS
 from artdirector.io import write_json
 
 # (data set, n, reference split, reference n): the floors the docs state

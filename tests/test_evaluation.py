@@ -13,7 +13,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from artdirector.data import Mnist5kDataModule
 from artdirector.evaluation import Evaluator, InceptionFeatures, LeNetFeatures, knn_radii
-from artdirector.evaluation.evaluator import _Precomputed
+from artdirector.evaluation.metrics import Precomputed as _Precomputed
 
 
 def _scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -364,7 +364,7 @@ def _gaussian_fids(ev, n, draws, g) -> torch.Tensor:
 
 
 def test_the_floor_is_the_spread_of_real_draws_against_the_reference(caplog) -> None:
-    from artdirector.evaluation.evaluator import FLOOR_DRAWS
+    from artdirector.evaluation.floor import FLOOR_DRAWS
 
     g = torch.Generator().manual_seed(6)
     ev = _evaluator(16)

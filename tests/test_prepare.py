@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from artdirector.data import FakeDataModule, ImageFolderDataModule
-from artdirector.data.card import build_card, card_markdown, load_or_build_card
+from artdirector.data.card import build_card, load_or_build_card
+from artdirector.data.card_files import card_markdown
 from artdirector.evaluation import Evaluator, LeNetFeatures
 
 REPO = Path(__file__).resolve().parents[1]

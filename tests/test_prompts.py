@@ -144,3 +144,17 @@ def test_style_and_resolution_words_attach_to_their_objects() -> None:
     assert parse("sevens").style == [] and not parse("sevens").sharp
     with pytest.raises(PromptError, match="thick"):
         parse("draw thik sevens")
+
+
+def test_style_words_have_one_owner_and_small_and_large_keep_their_two_meanings() -> None:
+    """Every style word of a request names an edit the style editor can parse, and no word is both a style
+    and a scene size: "small"/"large" are scene sizes in a request and frame sizes only as an edit."""
+    from artdirector.editing.targets import WORDS, target_for_word
+    from artdirector.prompts.words import FRAME_SIZE_TARGETS, SIZES, STYLES
+
+    assert set(STYLES) and not set(STYLES) & set(SIZES)
+    for word in STYLES:
+        assert target_for_word(word).attribute in {"thickness", "slant", "brightness"}
+    assert {target_for_word(w).attribute for w in FRAME_SIZE_TARGETS} == {"size"}
+    assert set(WORDS) == set(STYLES) | set(FRAME_SIZE_TARGETS)
+    assert parse("a small thick 7").objects[0].size == "small"

@@ -18,7 +18,8 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from artdirector.data.card import CARD_JSON, CARD_MD, NEAR_GRID, load_or_build_card
+from artdirector.data.card import load_or_build_card
+from artdirector.data.card_files import CARD_JSON, CARD_MD, NEAR_GRID
 from artdirector.errors import at_least, check_settings, report_user_errors
 from artdirector.io import atomic_write, write_json
 from artdirector.runtime import CONFIG_DIR, resolve_device, versions

@@ -14,7 +14,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from artdirector.data.card import CARD_VERSION, datamodule_has_labels, load_or_build_card
+from artdirector.data.card import CARD_VERSION, load_or_build_card
+from artdirector.data.card_checks import datamodule_has_labels
 from artdirector.errors import ConfigError, at_least, check_settings
 from artdirector.runtime import resolve_device
 

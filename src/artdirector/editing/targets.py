@@ -1,8 +1,9 @@
 """What a style request is: an attribute of :mod:`artdirector.evaluation.style` and an amount
 (:class:`StyleTarget`): ``"+50%"`` (each image's value times 1.5), ``"+15"`` (plus 15 of the attribute's unit:
 pixels, degrees, a fraction of the frame) or ``"=0"`` (every image to that value), and the prompt words that
-name one (:data:`WORDS`): "thick"/"bold" thickness +50 %, "thin" thickness -33 %, "slanted"/"italic" slant +15
-degrees, "upright" slant = 0, "small" size -25 %, "large" size +25 %."""
+name one (:data:`WORDS`, from :mod:`artdirector.prompts.words`): "thick"/"bold" thickness +50 %, "thin"
+thickness -33 %, "slanted"/"italic" slant +15 degrees, "upright" slant = 0, and the frame-size words "small"
+size -25 %, "large" size +25 % (in a request those two are scene sizes, not style words)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 
 from artdirector.errors import UserError
 from artdirector.evaluation import style as formulas
+from artdirector.prompts.words import FRAME_SIZE_TARGETS, STYLE_TARGETS
 
 EDITABLE = ("thickness", "slant", "size", "brightness")
 UNITS = {"thickness": "px", "slant": "deg", "size": "of the frame", "brightness": ""}
@@ -82,25 +84,13 @@ class StyleTarget:
         return f"{self.attribute} = {self.amount:g}{(' ' + unit) if unit else ''}"
 
 
-# prompt words -> targets ("a thick 7", "slanted threes")
-WORDS: dict[str, tuple[str, str]] = {
-    "thick": ("thickness", "+50%"),
-    "bold": ("thickness", "+50%"),
-    "heavy": ("thickness", "+50%"),
-    "thin": ("thickness", "-33%"),
-    "slanted": ("slant", "+15"),
-    "italic": ("slant", "+15"),
-    "slanting": ("slant", "+15"),
-    "upright": ("slant", "=0"),
-    "straight": ("slant", "=0"),
-    "small": ("size", "-25%"),
-    "large": ("size", "+25%"),
-    "bright": ("brightness", "+15%"),
-    "dim": ("brightness", "-30%"),
-}
+# the words an edit reads -> (attribute, amount): a prompt's style words and the frame-size words, both owned
+# by artdirector.prompts.words, which keeps "small"/"large" (frame sizes here, scene sizes in a request) apart
+WORDS: dict[str, tuple[str, str]] = STYLE_TARGETS | FRAME_SIZE_TARGETS
 
 
 def target_for_word(word: str) -> StyleTarget:
+    """A style word ("thick") or a frame-size word ("small": the digit smaller in its frame) -> its target."""
     attribute, amount = WORDS[word.lower()]
     return StyleTarget.parse(attribute, amount)
 

@@ -1,6 +1,7 @@
 """Every word list of the request language, once: the object vocabulary (digit and garment words, and the
 global class names that scenes, the detector and the verifier share), counts, relations, positions, layouts,
-sizes, style words, task words and the filler words a request may carry without meaning anything.
+sizes, style words (with the edit each asks for), task words and the filler words a request may carry without
+meaning anything.
 
 The grammar (:mod:`artdirector.prompts.grammar`) builds its terminals from these lists; the edit grammar
 (:mod:`artdirector.prompts.edits`) adds its verbs and comparatives. Plain data: nothing here imports a parser.
@@ -87,20 +88,29 @@ SIZES = {
     "big": "large",
     "huge": "large",
 }
-# style words (artdirector.editing.targets.WORDS for the attribute each moves), each attached to the object it
-# precedes ("a thick 4 left of a thin 6"), and resolution words (the ``upscale`` action, x4)
-STYLES = {
-    "thick": "thick",
-    "bold": "bold",
-    "heavy": "heavy",
-    "thin": "thin",
-    "slanted": "slanted",
-    "slanting": "slanting",
-    "italic": "italic",
-    "upright": "upright",
-    "straight": "straight",
-    "bright": "bright",
-    "dim": "dim",
+# style words, each attached to the object it precedes ("a thick 4 left of a thin 6"): the attribute of
+# artdirector.evaluation.style it moves and the amount, as artdirector.editing.targets.StyleTarget.parse reads
+# them (the grammar's STYLE terminals are these words; the style editor acts on their targets)
+STYLE_TARGETS: dict[str, tuple[str, str]] = {
+    "thick": ("thickness", "+50%"),
+    "bold": ("thickness", "+50%"),
+    "heavy": ("thickness", "+50%"),
+    "thin": ("thickness", "-33%"),
+    "slanted": ("slant", "+15"),
+    "slanting": ("slant", "+15"),
+    "italic": ("slant", "+15"),
+    "upright": ("slant", "=0"),
+    "straight": ("slant", "=0"),
+    "bright": ("brightness", "+15%"),
+    "dim": ("brightness", "-30%"),
+}
+STYLES = {w: w for w in STYLE_TARGETS}  # a prompt's style word -> the word its object records
+# "small" and "large" mean two things, kept apart: in a request they are SIZES, the object's cell on a scene's
+# canvas (which makes the request a scene), never style words; as an edit of an image already drawn (the style
+# editor's and its bench's words) they are the digit's size within its own frame, these targets
+FRAME_SIZE_TARGETS: dict[str, tuple[str, str]] = {
+    "small": ("size", "-25%"),
+    "large": ("size", "+25%"),
 }
 # image-to-image: "make this 3 look like an 8", "turn this 3 into an 8"
 TRANSLATE = ("look like", "looks like", "into")
