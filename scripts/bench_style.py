@@ -9,7 +9,7 @@ thick, thin, slanted, upright, small, large; ``artdirector.editing.targets.WORDS
 serve it (``latent``: InterFaceGAN for a GAN; ``guidance``: attribute guidance for a diffusion model, calibrated
 on 16 probe images; ``morpho``: the Morpho-MNIST pixel edit):
 
-- *steered by*: the formula of ``evaluation/style.py`` the edit aims at (``editing.measure.measure_edit``),
+- *steered by*: the formula of ``editing/attributes.py`` the edit aims at (``editing.measure.measure_edit``),
   before and after, and the achieved change against the requested one. The edits optimise it, so it says
   what the edit aimed at, not whether it got there;
 - *judge*: the style judge (``evaluation/style_judge.py``), which the edits do not optimise: Morpho-MNIST's

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from artdirector.evaluation.style import measure, summary
+from artdirector.editing.attributes import measure, summary
 
 
 def stroke(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from artdirector.editing import attributes as formulas
 from artdirector.editing.guidance import attribute_guidance, soft_attribute
 from artdirector.editing.latent import fit_direction, latent_edit
 from artdirector.editing.measure import measure_edit
@@ -21,7 +22,6 @@ from artdirector.editing.targets import (
     target_for_word,
     targets_from_config,
 )
-from artdirector.evaluation import style as formulas
 from test_creators import TINY_UNET
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from artdirector.editing import attributes as formulas
 from artdirector.editing.targets import StyleError, StyleTarget, measure_attribute
-from artdirector.evaluation import style as formulas
 
 
 def _morph_step(v: torch.Tensor, step: int, dilate: bool) -> torch.Tensor:

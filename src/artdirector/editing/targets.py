@@ -1,4 +1,4 @@
-"""What a style request is: an attribute of :mod:`artdirector.evaluation.style` and an amount
+"""What a style request is: an attribute of :mod:`artdirector.editing.attributes` and an amount
 (:class:`StyleTarget`): ``"+50%"`` (each image's value times 1.5), ``"+15"`` (plus 15 of the attribute's unit:
 pixels, degrees, a fraction of the frame) or ``"=0"`` (every image to that value), and the prompt words that
 name one (:data:`WORDS`, from :mod:`artdirector.prompts.words`): "thick"/"bold" thickness +50 %, "thin"
@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from artdirector.editing import attributes as formulas
 from artdirector.errors import UserError
-from artdirector.evaluation import style as formulas
 from artdirector.prompts.words import FRAME_SIZE_TARGETS, STYLE_TARGETS
 
 EDITABLE = ("thickness", "slant", "size", "brightness")

@@ -2,7 +2,7 @@
 diagnostics for representation learning", section 3 and their ``morphomnist/morpho.py``), per image of a
 batch ``(N, C, H, W)`` in [-1, 1].
 
-These read a digit differently from :mod:`artdirector.evaluation.style` (the formulas the style edits steer
+These read a digit differently from :mod:`artdirector.editing.attributes` (the formulas the style edits steer
 by), which is why the style judge uses them:
 
 - the image (ink ``v = (x + 1) / 2``, channels averaged) is upsampled ``scale`` = 4 times with
@@ -18,7 +18,7 @@ by), which is why the style judge uses them:
 - ``width``, ``height``: the sides of Morpho-MNIST's bounding parallelogram: sheared by that slant, it
   leaves out ``bound_frac / 2`` = 1 % of the ink mass on each side (robust to specks, unlike a bounding
   box), in pixels at the original size; ``size`` is the longer of the two as a fraction of the frame's
-  side (what "small" and "large" ask about, in the unit of :mod:`artdirector.evaluation.style`).
+  side (what "small" and "large" ask about, in the unit of :mod:`artdirector.editing.attributes`).
 
 2-10 ms an image on one CPU thread, mostly the upsampling and the distance transform.
 """

@@ -1,7 +1,7 @@
 """The style judge: reads the attributes the style edits ask for (thickness, slant, size) with instruments the
 edits do not optimise, so that "the edit met its request" is not true by construction.
 
-The edits of :mod:`artdirector.editing.style` steer by the formulas of :mod:`artdirector.evaluation.style`
+The edits of :mod:`artdirector.editing.style` steer by the formulas of :mod:`artdirector.editing.attributes`
 (the pixel edit searches the dilation radius that brings the area/perimeter thickness to its goal, and
 shears by the moment slant it measured). The judge reads each image twice, apart from those formulas:
 

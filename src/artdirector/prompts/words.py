@@ -89,7 +89,7 @@ SIZES = {
     "huge": "large",
 }
 # style words, each attached to the object it precedes ("a thick 4 left of a thin 6"): the attribute of
-# artdirector.evaluation.style it moves and the amount, as artdirector.editing.targets.StyleTarget.parse reads
+# artdirector.editing.attributes it moves and the amount, as artdirector.editing.targets.StyleTarget.parse reads
 # them (the grammar's STYLE terminals are these words; the style editor acts on their targets)
 STYLE_TARGETS: dict[str, tuple[str, str]] = {
     "thick": ("thickness", "+50%"),
