@@ -106,3 +106,19 @@ def test_agent_blocks_keep_their_key_paths(make_cfg) -> None:
     assert cfg.refinement.drs.burn_in == 100 and cfg.refinement.steps.factor == 2.0
     assert cfg.memory.enabled is True and cfg.decision.z == 2.0
     assert make_cfg("agent", ["memory=false"]).memory is False  # a value, not a config group's choice
+
+
+def test_the_gan_callback_set_is_one_file_per_callback() -> None:
+    """callbacks/default.yaml lists its callbacks, each in a file of its own whose one key is the file's
+    name; no other file of the group repeats a callback it lists."""
+    group = CONFIGS / "callbacks"
+    listed = yaml.safe_load((group / "default.yaml").read_text())["defaults"]
+    assert len(listed) >= 5 and all(isinstance(name, str) for name in listed)
+    for name in listed:
+        assert list(yaml.safe_load((group / f"{name}.yaml").read_text())) == [name]
+    for path in group.glob("*.yaml"):
+        if path.stem in listed or path.stem == "default":
+            continue
+        body = yaml.safe_load(path.read_text()) or {}
+        repeated = [k for k, v in body.items() if k in listed and isinstance(v, dict) and "_target_" in v]
+        assert path.stem in {"classifier", "detector", "sr"} or not repeated, (path.name, repeated)
