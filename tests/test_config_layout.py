@@ -93,11 +93,19 @@ def test_experiments_still_change_the_models_callbacks(make_cfg) -> None:
     assert set(judge) == {"model_checkpoint"} and judge.model_checkpoint.monitor == "val/acc"
 
 
-def test_ddpm_and_dit_do_not_repeat_their_shared_base() -> None:
-    base = _flat(yaml.safe_load((CONFIGS / "model" / "diffusion" / "base.yaml").read_text()))
+def test_the_diffusion_model_takes_its_backbone_from_a_group(make_cfg) -> None:
+    """model=ddpm and model=dit are model=diffusion with a backbone chosen from model/backbone/, and repeat
+    nothing of it; model/backbone=dit on model=diffusion composes the same model as model=dit."""
+    base = _flat(yaml.safe_load((CONFIGS / "model" / "diffusion.yaml").read_text()))
     for model in ("ddpm", "dit"):
         own = _flat(yaml.safe_load((CONFIGS / "model" / f"{model}.yaml").read_text()))
         assert not {k for k in own if k in base and own[k] == base[k]}, model
+        assert not any(k.startswith("backbone.") for k in own), f"{model}.yaml names its backbone's keys"
+    dit = make_cfg("train", ["model=dit"]).model
+    assert make_cfg("train", ["model=diffusion", "model/backbone=dit"]).model == dit
+    assert dit.backbone._target_ == "diffusers.DiTTransformer2DModel" and dit.optimizer.lr == 1.0e-4
+    unet = make_cfg("train", ["model=ddpm"]).model
+    assert unet == make_cfg("train", ["model=diffusion"]).model and unet.optimizer.lr == 2.0e-4
 
 
 def test_agent_blocks_keep_their_key_paths(make_cfg) -> None:
