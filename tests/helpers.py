@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import lightning as L
@@ -83,3 +84,46 @@ class RecordRankNoise(L.Callback):
             digest = hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()
             self.dirpath.mkdir(parents=True, exist_ok=True)
             (self.dirpath / f"rank{trainer.global_rank}.txt").write_text(digest)
+
+
+class HTMLPage(HTMLParser):
+    """A report page read back: its text, images, tags, captions and SVGs, and whether every element closes
+    where it opened (``errors`` empty and ``stack`` empty)."""
+
+    VOID = frozenset({"meta", "img", "br", "hr", "input", "link"})
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.images: list[dict[str, str]] = []
+        self.text: list[str] = []
+        self.tags: list[str] = []
+        self.captions = 0
+        self.svgs = 0
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(dict(attrs))
+        self.svgs += tag == "svg"
+        self.captions += tag == "figcaption"
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +16,7 @@ import torch
 from artdirector.agents import Candidate, Director, RulePolicy, ThresholdPolicy, interpret
 from artdirector.agents.refiners import REFINERS
 from artdirector.creators.routing import read_evidence, route
+from helpers import HTMLPage
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
@@ -140,46 +140,11 @@ def test_floor_and_a_target_relative_to_it(agents, data, tmp_path) -> None:
     assert res.stop_reason
 
 
-class _Checker(HTMLParser):
-    VOID = frozenset({"meta", "img", "br", "hr", "input", "link"})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.errors: list[str] = []
-        self.images: list[dict[str, str]] = []
-        self.captions = 0
-        self.svgs = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs))
-        if tag == "svg":
-            self.svgs += 1
-        if tag == "figcaption":
-            self.captions += 1
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs))
-
-    def handle_endtag(self, tag):
-        if tag in self.VOID:
-            return
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-        else:
-            self.stack.pop()
-
-
 def test_report_html_is_self_contained_well_formed_and_names_every_image(agents, tmp_path) -> None:
     pol = ThresholdPolicy(actions=["truncation", "langevin"])
     _director(agents, tmp_path / "run", pol, max_steps=2, z=0.0).run(interpret("generate new art", False))
     page = (tmp_path / "run" / "report.html").read_text()
-    checker = _Checker()
-    checker.feed(page)
+    checker = HTMLPage(page)
     assert not checker.errors and checker.stack == [], (checker.errors, checker.stack)
     # before/after, the two verdict grids and one per step (3 steps): every image inline, named, captioned
     assert len(checker.images) == 2 + 2 + 3 == checker.captions

@@ -1,11 +1,9 @@
-"""A scene run's files: ``trace.json``, ``report.md`` / ``report.html`` (one Markdown source, two views),
+"""A scene run's files: ``trace.json``, ``report.md`` / ``report.html`` (:mod:`artdirector.agents.report_scene`),
 ``canvas.png``, ``annotated.png`` (each detection boxed), ``canvas.pt`` and ``objects.pt`` (what an edit of the
 run reads back: :mod:`artdirector.agents.scene_input`), and the result they are written from."""
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,6 +12,8 @@ from typing import Any
 
 import torch
 
+from artdirector.agents.report_render import to_html, to_markdown
+from artdirector.agents.report_scene import scene_report
 from artdirector.io import atomic_write, write_json, write_text
 from artdirector.prompts import Prompt
 from artdirector.scenes.compose import Drawing, style_reached
@@ -157,54 +157,6 @@ def scene_trace(d: Any, res: SceneResult) -> dict[str, Any]:
     return out
 
 
-def _objects_table(v: Verdict) -> list[str]:
-    rows = ["| # | asked | verdict | found | box (x0, y0, x1, y1) | score |", "|---|---|---|---|---|---:|"]
-    for o in v.objects:
-        asked = (f"{o.size} " if o.size else "") + o.name
-        box = ", ".join(f"{c:.0f}" for c in (o.found or o.planned))
-        rows.append(
-            f"| {o.index} | {asked} | {'ok' if o.ok else o.problem} | {o.found_name or '-'} | {box} | "
-            f"{o.score if o.score is not None else '-'} |"
-        )
-    for e in v.extras:
-        rows.append(
-            f"| - | (nothing) | extra | {e['name']} | {', '.join(f'{c:.0f}' for c in e['box'])} | {e['score']} |"
-        )
-    return rows
-
-
-def _md_to_html(md: str) -> str:
-    """The report's own Markdown (headings, paragraphs, pipe tables, **bold**) as HTML: one source, two views."""
-    import re
-
-    def inline(t: str) -> str:
-        return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(t))
-
-    out, table = [], []
-    for line in [*md.splitlines(), ""]:
-        if line.startswith("|"):
-            table.append([c.strip() for c in line.strip("|").split("|")])
-            continue
-        if table:
-            head, *rows = [r for r in table if not all(set(c) <= set("-:") for c in r)]
-            out.append(
-                "<table><tr>"
-                + "".join(f"<th>{inline(c)}</th>" for c in head)
-                + "</tr>"
-                + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rows)
-                + "</table>"
-            )
-            table = []
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("!["):
-            out.append(f"<p>{line}</p>")
-        elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
-    return "\n".join(out)
-
-
 def write_scene(d: Any, res: SceneResult, out: Path) -> None:
     """Every file of a scene run into ``out``; ``d`` is the scene director that made ``res``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -216,113 +168,15 @@ def write_scene(d: Any, res: SceneResult, out: Path) -> None:
     ann_png = _png(annotated(res.canvas, res.verdict))
     atomic_write(out / "canvas.png", lambda p: p.write_bytes(canvas_png))
     atomic_write(out / "annotated.png", lambda p: p.write_bytes(ann_png))
-    shown = [("canvas", "canvas.png", canvas_png, 384), ("annotated", "annotated.png", ann_png, 512)]
     if res.before is not None:  # an edit: the parent's canvas beside the new one
         before_png = _png(_to_uint8(res.before))
         atomic_write(out / "before.png", lambda p: p.write_bytes(before_png))
-        shown.insert(0, ("before", "before.png", before_png, 384))
     if res.upscaled is not None:
         up = _png(_to_uint8(res.upscaled))
         atomic_write(out / f"canvas_x{d.upscale}.png", lambda p: p.write_bytes(up))
-    status = "PASS" if res.passed else "FAIL"
-    images = " ".join(f"![{alt}]({name})" for alt, name, _, _ in shown)
-    lines = [f"# Scene edit: {res.prompt.text}" if res.edit else f"# Scene: {res.prompt.text}", ""]
-    if res.edit is not None:
-        lines += [
-            f"Edit of {res.parent['run']} ({res.parent['request']!r}, "
-            f"{'passed' if res.parent['passed'] else 'failed'}): **{res.edit['understood']}**. Objects kept as "
-            f"they were (drawing and box): {sum(p is not None and k not in res.edit['changed'] for k, p in enumerate(res.edit['parent_index']))} "
-            f"of {len(res.edit['parent_index'])}; changed: "
-            + (", ".join(f"{k} ({item_name(res.plan.items[k])})" for k in res.edit["changed"]) or "none")
-            + ".",
-            "",
-            *[f"{n[0].upper()}{n[1:]}." for n in res.edit["notes"]],
-            "Before (the parent's canvas), after, and after with each detection boxed:",
-            "",
-        ]
-    lines += [
-        f"**{status}** after {len(res.rounds) - 1} repair round(s), {res.seconds:.1f} s ({res.stop}). "
-        f"One-shot: {'pass' if res.one_shot.passed else 'fail (' + '; '.join(res.one_shot.reasons) + ')'}.",
-        "",
-        ("After the edit: " if res.edit else "Parsed: ")
-        + f"{len(res.prompt.objects)} object{' kind' if not res.edit else ''}(s) "
-        + ", ".join(f"{o.count} x {(o.size + ' ') if o.size else ''}{o.name}" for o in res.prompt.objects)
-        + (
-            f"; relations: {', '.join(f'{res.prompt.objects[r.subject].name} {r.relation} {res.prompt.objects[r.object].name}' for r in res.prompt.relations)}"
-            if res.prompt.relations
-            else ""
-        )
-        + (f"; layout: {res.prompt.layout}" if res.prompt.layout else ""),
-        "",
-        "Creators: "
-        + "; ".join(f"{ds}: {', '.join(c.name for c in cs)}" for ds, cs in d.creators.items())
-        + f". Verifier: {trace['detector'].get('name', trace['detector'].get('class'))} at threshold {d.threshold}.",
-        "",
-        images,
-        "",
-        "## Objects (final round)",
-        "",
-        *_objects_table(res.verdict),
-        "",
-    ]
-    if res.verdict.relations:
-        lines += ["## Relations", "", "| relation | verdict |", "|---|---|"]
-        lines += [
-            f"| {r.subject} {r.relation} {r.object} | {'ok' if r.ok else 'fails'} |"
-            for r in res.verdict.relations
-        ]
-        lines.append("")
-    styled = [(k, d) for k, d in enumerate(res.drawings) if d.style]
-    if styled:
-        lines += [
-            "## Style",
-            "",
-            "Each style word is a pixel edit of its object's drawing (Morpho-MNIST), measured on the drawing; "
-            "the detector's verdict above does not judge style.",
-            "",
-            "| object | word | target | before | after | goal |",
-            "|---:|---|---|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {k} | {s['word']} | {s['target']} | {s['before']:.2f} | {s['after']:.2f} | {s['goal']:.2f} |"
-            for k, d in styled
-            for s in d.style
-        ]
-        lines.append("")
-    if res.upscale_check:
-        u = res.upscale_check
-        lines += [
-            f"Upscaled x{u['scale']} to {u['size'][1]}x{u['size'][0]} (`canvas_x{u['scale']}.png`, {u['net']}); "
-            f"downsampled back it {'passes' if u['verdict_downsampled'] else 'fails'} "
-            f"({'consistent' if u['consistent'] else 'NOT consistent'} with the canvas' verdict).",
-            "",
-        ]
-    if res.verdict.layout_ok is not None:
-        lines += [f"Layout {res.prompt.layout['kind']}: {'ok' if res.verdict.layout_ok else 'fails'}.", ""]
-    lines += ["## Rounds", "", "| round | actions | verdict |", "|---:|---|---|"]
-    for rd in res.rounds:
-        acts = "; ".join(
-            f"{a['action']} {a.get('object', '')} ({a.get('why', '')}{', ' + a['how'] if 'how' in a else ''})".replace(
-                " ()", ""
-            )
-            for a in rd["actions"]
-        )
-        v = rd["verdict"]
-        lines.append(f"| {rd['round']} | {acts} | {'pass' if v['passed'] else '; '.join(v['reasons'])} |")
-    md = "\n".join(lines) + "\n"
-    write_text(out / "report.md", md)
-    embedded = " ".join(
-        f'<img width={width} alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        for alt, _, png, width in shown
-    )
-    page = (
-        "<!doctype html><meta charset=utf-8>"
-        f"<title>{html.escape(res.prompt.text)}: {status}</title>"
-        "<style>body{font-family:sans-serif;max-width:64em;margin:2em auto}img{image-rendering:pixelated;margin:4px;vertical-align:top}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}</style>"
-        + _md_to_html(md).replace(f"<p>{images}</p>", embedded)
-    )
-    write_text(out / "report.html", page)
+    report = scene_report(trace)
+    write_text(out / "report.md", to_markdown(report, out))
+    write_text(out / "report.html", to_html(report, out))
 
 
 def scene_objects(res: SceneResult) -> dict[str, Any]:
