@@ -127,3 +127,12 @@ class HTMLPage(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
+
+
+def real_mnist5k():
+    """A creator of real digits from the 5,000 bundled with the package (offline)."""
+    from artdirector.data.datamodules import load_mnist5k
+    from artdirector.scenes.real import RealCreator
+
+    images, labels = load_mnist5k()
+    return RealCreator(images, labels, "real_mnist5k", source="the bundled mnist5k digits")

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from artdirector.prompts import parse
 from artdirector.scenes.layout import plan
+from helpers import real_mnist5k
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,11 +146,10 @@ class ScriptedDetector:
 def test_a_record_counts_the_rounds_the_director_ran(
     bench, fail_calls, max_rounds, one_shot, round0, directed, rounds
 ):
-    from artdirector.scenes.real import RealCreator
 
     det = ScriptedDetector(fail_calls, gid=7)  # the one-shot run makes call 1, the directed run the rest
     args = bench.parse_args(["--max-rounds", str(max_rounds)])
-    creators = {"mnist": [RealCreator.from_mnist5k()]}
+    creators = {"mnist": [real_mnist5k()]}
     rec, _, result = bench.run_prompt(creators, det, "draw a 7", 0, args)
     assert rec["one_shot"]["passed"] is one_shot and rec["directed"]["round0_passed"] is round0
     assert rec["directed"]["passed"] is directed and rec["directed"]["rounds"] == rounds
@@ -160,9 +160,8 @@ def test_a_record_counts_the_rounds_the_director_ran(
 
 
 def test_a_short_run_writes_the_table_and_the_json(bench, tmp_path):
-    from artdirector.scenes.real import RealCreator
 
-    real = RealCreator.from_mnist5k()
+    real = real_mnist5k()
     drawn = real.sample(3, torch.tensor([3, 3, 7]), seed=1)
     assert drawn.images.shape == (3, 1, 28, 28) and drawn.labels.tolist() == [3, 3, 7]
     assert torch.equal(real.sample(3, torch.tensor([3, 3, 7]), seed=1).images, drawn.images)  # seeded

@@ -23,7 +23,7 @@ from artdirector.prompts.argv import request_argv
 from artdirector.prompts.edits import parse_edit
 from artdirector.scenes.canvas import center
 from artdirector.scenes.relations import relation_holds
-from helpers import run_script
+from helpers import real_mnist5k, run_script
 
 SCHEMA = json.loads(
     (Path(__file__).parents[1] / "src" / "artdirector" / "agents" / "scene_trace_schema.json").read_text()
@@ -133,9 +133,8 @@ def test_the_script_refuses_an_edit_without_input_before_loading_anything(tmp_pa
 def director():
     from artdirector.agents.scene import SceneDirector
     from artdirector.models.detection.inference import load_detector
-    from artdirector.scenes.real import RealCreator
 
-    return SceneDirector({"mnist": [RealCreator.from_mnist5k()]}, load_detector(), max_rounds=3, seed=SEED)
+    return SceneDirector({"mnist": [real_mnist5k()]}, load_detector(), max_rounds=3, seed=SEED)
 
 
 @pytest.fixture(scope="module")

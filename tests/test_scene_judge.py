@@ -21,6 +21,7 @@ from artdirector.evaluation.scene_judge import SETTINGS, SceneJudge, components,
 from artdirector.io import file_sha256
 from artdirector.prompts import parse
 from artdirector.scenes.canvas import blank, paste
+from helpers import real_mnist5k
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -171,7 +172,6 @@ def test_a_prompt_of_both_datasets_reads_each_object_with_both_judges(digits):
 
 # ---- the false-accept benchmark -----------------------------------------------------------------------------
 def test_the_false_accept_bench_corrupts_every_canvas(tmp_path, digits, judge):
-    from artdirector.scenes.real import RealCreator
 
     fa = _script("bench_false_accept")
 
@@ -185,7 +185,7 @@ def test_the_false_accept_bench_corrupts_every_canvas(tmp_path, digits, judge):
     (tmp_path / "set.json").write_text(json.dumps(data))
     out = tmp_path / "fa.json"
     argv = ["--set", str(tmp_path / "set.json"), "--out", str(out)]
-    result = fa.main(argv, detector=Blind(), judge=judge, creators={"mnist": RealCreator.from_mnist5k()})
+    result = fa.main(argv, detector=Blind(), judge=judge, creators={"mnist": real_mnist5k()})
     rows = {r["kind"]: r for r in result["summary"]}
     assert rows["correct"]["n"] == 4 and rows["correct"]["judge"]["passed"] == 4
     assert rows["correct"]["verifier"]["passed"] == 0

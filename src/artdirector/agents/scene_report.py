@@ -65,7 +65,7 @@ def item_name(item) -> str:
 def annotated(canvas: torch.Tensor, verdict: Verdict, scale: int = 4) -> torch.Tensor:
     """The canvas, enlarged, with each detection boxed: green where its object passed, red otherwise (and
     for extras), the planned cells of missing objects dashed in orange."""
-    from torchvision.utils import draw_bounding_boxes
+    from artdirector.scenes.draw import draw_boxes
 
     img = ((canvas.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     img = img.expand(3, -1, -1) if img.shape[0] == 1 else img
@@ -89,7 +89,7 @@ def annotated(canvas: torch.Tensor, verdict: Verdict, scale: int = 4) -> torch.T
     if not boxes:
         return img
     t = torch.tensor(boxes, dtype=torch.float) * scale
-    return draw_bounding_boxes(img, t, labels=labels, colors=colors, width=2)
+    return draw_boxes(img, t, labels, colors, width=2)
 
 
 def _to_uint8(canvas: torch.Tensor) -> torch.Tensor:

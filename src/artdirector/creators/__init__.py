@@ -20,6 +20,7 @@ Agents and policies ask these questions instead of checking concrete classes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +28,8 @@ from typing import Any, Protocol
 import torch
 
 from artdirector.models.base import balanced_labels
-from artdirector.models.checkpoint import load_module
+from artdirector.models.checkpoint import KINDS, load_module, read_kind
+from artdirector.models.checkpoint import module_class as module_class_of
 from artdirector.runtime import ZOO_DIR
 
 CAPABILITIES = frozenset({"latent", "critic", "trainable", "guidance", "steps"})
@@ -65,29 +67,58 @@ def _card(path: Path) -> dict[str, Any] | None:
 
 
 class _Adapter:
-    def __init__(self, model: Any, path: str | Path, card: dict[str, Any] | None = None) -> None:
-        self.model = model
+    def __init__(
+        self,
+        model: Any,
+        path: str | Path,
+        card: dict[str, Any] | None = None,
+        *,
+        build: Callable[[], Any] | None = None,
+        num_classes: int | None = None,
+        module_class: str | None = None,
+        parameters: int | None = None,
+    ) -> None:
+        """``model``, or None with ``build`` (made at the model's first use) and what the adapter states
+        before that: ``num_classes``, the ``module_class`` it stands for and its ``parameters``."""
+        self._model, self._build = model, build
         self.path = Path(path)
         self.name = self.path.stem
-        self.num_classes = int(getattr(model, "num_classes", 0) or 0)
+        self.num_classes = int(
+            num_classes if num_classes is not None else (getattr(model, "num_classes", 0) or 0)
+        )
         self.accepts = frozenset({"nothing", "class"} if self.num_classes else {"nothing"})
         self.card = card if card is not None else _card(self.path)
         self.cost_per_image = self.card.get("seconds_per_image") if self.card else None
+        self._module_class, self._parameters = module_class, parameters
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self._build()
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._model = model
 
     @property
     def device(self) -> torch.device:
         return self.model.device
 
     def describe(self) -> dict[str, Any]:
-        """What the trace says of the creator in use."""
+        """What the trace says of the creator in use (of a deferred one, without building it)."""
         return {
             "name": self.name,
             "checkpoint": str(self.path),
             "kind": self.kind,
-            "class": type(self.model).__name__,
+            "class": self._module_class or type(self.model).__name__,
             "accepts": sorted(self.accepts),
             "capabilities": sorted(self.capabilities),
-            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "parameters": (
+                self._parameters
+                if self._parameters is not None
+                else sum(p.numel() for p in self.model.parameters())
+            ),
         }
 
     def _labels(self, n: int, condition: torch.Tensor | None) -> torch.Tensor | None:
@@ -179,6 +210,33 @@ def load_creator(path: str | Path, map_location: str | torch.device = "cpu") -> 
     """Any creator's checkpoint, through the safe loader, behind the protocol."""
     model = load_module(path, kinds=tuple(ADAPTERS), map_location=map_location)
     return wrap(model, path)
+
+
+def sampling_creator(path: str | Path, map_location: str | torch.device = "cpu") -> Creator:
+    """A checkpoint's creator for drawing and scoring only (the scene director's), read once through the safe
+    loader without building a LightningModule: a GAN as its networks alone
+    (:class:`~artdirector.models.gan_sampling.GANNets`, the same pixels); a diffusion model built at its first
+    draw (its schedulers and backbone are diffusers', imported then). It states what :func:`load_creator`'s
+    would (kind, accepts, capabilities, class, parameters); training from it needs :func:`load_creator`."""
+    ckpt, kind = read_kind(path, kinds=tuple(ADAPTERS))
+    stands_for = KINDS[kind].rpartition(".")[2]
+    if kind == "gan":
+        from artdirector.models.gan_sampling import GANNets
+
+        return GANCreator(GANNets.from_loaded(ckpt, path, map_location), path, module_class=stands_for)
+    hp = ckpt["hyper_parameters"]
+    if "num_classes" not in hp:  # a default only the module knows: build it now
+        return wrap(load_module(path, kinds=(kind,), map_location=map_location), path)
+    return ADAPTERS[kind](
+        None,
+        path,
+        build=lambda: module_class_of(kind).from_loaded(ckpt, path, map_location),
+        num_classes=int(hp["num_classes"] or 0),
+        module_class=stands_for,
+        # a diffusion module's state dict is its parameters (its backbone's and their average's) and the
+        # average's integer step count: the floating-point tensors count what it would count built
+        parameters=sum(v.numel() for v in ckpt["state_dict"].values() if v.is_floating_point()),
+    )
 
 
 def zoo_checkpoints() -> list[str]:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artdirector.creators import load_creator
+from artdirector.creators import sampling_creator
 from artdirector.errors import ConfigError
 from artdirector.io import file_sha256
 
@@ -333,10 +333,11 @@ def scene_creators(
     """The class-conditional creators among ``ckpts``, by the dataset each was trained on (its card's
     reference), best first by :func:`route` within each dataset (objective ``quality``; the prompt's classes
     are not known here, so conformance is not a constraint). A creator the variety constraint excludes is
-    left out while another of its dataset meets it (it is no fallback either)."""
+    left out while another of its dataset meets it (it is no fallback either). The creators draw and score
+    only (:func:`~artdirector.creators.sampling_creator`): a fallback diffusion model is built if it draws."""
     by_dataset: dict[str, list] = {}
     for path in ckpts:
-        creator = load_creator(path, map_location=device)
+        creator = sampling_creator(path, map_location=device)
         if "class" not in creator.accepts:
             continue
         dataset = ((creator.card or {}).get("reference") or {}).get("dataset")

@@ -30,7 +30,7 @@ KINDS: dict[str, str] = {
     "gan": "artdirector.models.gan.GANModule",
     "classifier": "artdirector.models.classifier.ClassifierModule",
     "diffusion": "artdirector.models.diffusion.DiffusionModule",
-    "sr": "artdirector.models.superres.SRModule",
+    "sr": "artdirector.models.sr_module.SRModule",
 }
 
 # what a checkpoint's hyperparameters may name to instantiate (module prefixes)
@@ -116,14 +116,20 @@ def module_class(kind: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def load_module(
-    path: str | Path, kinds: Sequence[str] | None = None, map_location: str | torch.device = "cpu"
-) -> Any:
-    """Rebuild the model a checkpoint holds, whatever its kind (or one of ``kinds``), in eval mode."""
+def read_kind(path: str | Path, kinds: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
+    """A checkpoint read with :func:`read_checkpoint` and the kind it holds, refused unless one of ``kinds``."""
     ckpt = read_checkpoint(path)
     kind = checkpoint_kind(ckpt)
     if kinds is not None and kind not in kinds:
         raise CheckpointError(
             f"{path} holds a '{kind}' model; this needs {' or '.join(repr(k) for k in kinds)}"
         )
+    return ckpt, kind
+
+
+def load_module(
+    path: str | Path, kinds: Sequence[str] | None = None, map_location: str | torch.device = "cpu"
+) -> Any:
+    """Rebuild the model a checkpoint holds, whatever its kind (or one of ``kinds``), in eval mode."""
+    ckpt, kind = read_kind(path, kinds)
     return module_class(kind).from_loaded(ckpt, path, map_location)

@@ -18,28 +18,14 @@ from artdirector.errors import ConfigError
 from artdirector.models.base import (
     ExactResume,
     NonFiniteLossError,
-    balanced_labels,
     build_module,
     ema_with_warmup,
     last_good_checkpoint,
     plain,
 )
-from artdirector.models.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint
+from artdirector.models.checkpoint import read_checkpoint
 from artdirector.models.diffaugment import diff_augment, parse_policy
-
-
-@contextlib.contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Temporarily put modules in eval mode (BatchNorm running stats, no dropout), then restore."""
-    was_training = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, flag in zip(modules, was_training, strict=True):
-            m.train(flag)
-
+from artdirector.models.gan_sampling import GANSampling, gan_hyperparameters
 
 UPDATE_RULES = ("simultaneous", "alternating")
 LOSSES = ("bce", "hinge")
@@ -56,7 +42,7 @@ def diffaugment_policy(policy: str | None) -> tuple[str, ...]:
         raise ConfigError(f"model.diffaugment: {err}") from None
 
 
-class GANModule(ExactResume, L.LightningModule):
+class GANModule(ExactResume, GANSampling, L.LightningModule):
     """A non-saturating GAN trained with manual optimisation.
 
     Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661 (the non-saturating generator loss).
@@ -139,89 +125,6 @@ class GANModule(ExactResume, L.LightningModule):
             n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
         )
         self.register_buffer("fixed_noise", noise)
-
-    # ---- what later parts use -------------------------------------------------------------------
-    @property
-    def latent_dim(self) -> int:
-        return int(self.generator.latent_dim)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) of the generator's images; rebuilt from the checkpoint's hyperparameters
-        (networks from before ``image_size`` existed are the seed's 28x28)."""
-        size = int(getattr(self.generator, "image_size", 28))
-        return (int(self.generator.channels), size, size)
-
-    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
-
-    @property
-    def num_classes(self) -> int:
-        """Classes the generator is conditioned on (0: unconditional)."""
-        return int(getattr(self.generator, "num_classes", 0) or 0)
-
-    def default_labels(self, n: int) -> torch.Tensor | None:
-        """A conditional GAN asked for n images with no labels draws the classes in turn (balanced)."""
-        return balanced_labels(n, self.num_classes).to(self.device) if self.num_classes else None
-
-    def _check_labels(self, labels: torch.Tensor | None) -> None:
-        if self.num_classes and labels is None:
-            raise ValueError(
-                "a class-conditional GAN needs the labels of its images (only sample() draws them)"
-            )
-        if not self.num_classes and labels is not None:
-            raise ValueError("an unconditional GAN takes no labels")
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The generator samples come from: the weight average when there is one, else G itself."""
-        return self.ema.module if self.ema is not None else self.generator
-
-    def _g(self, z: torch.Tensor, labels: torch.Tensor | None, net: nn.Module | None = None) -> torch.Tensor:
-        self._check_labels(labels)
-        net = net or self.generator
-        return net(z, labels.to(z.device)) if self.num_classes else net(z)
-
-    def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        self._check_labels(labels)
-        return self.discriminator(x, labels.to(x.device)) if self.num_classes else self.discriminator(x)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int | None = None,
-        z: torch.Tensor | None = None,
-        batch_size: int = 1024,
-        labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Images in [-1, 1] from ``z`` (or ``n`` fresh latents), with the generator in eval mode; a
-        conditional GAN takes ``labels`` (N,), balanced classes when none are given."""
-        if z is None:
-            if n is None:
-                raise ValueError("sample() needs n or z")
-            z = self.sample_latents(n)
-        z = z.to(self.device)
-        if self.num_classes and labels is None:
-            labels = self.default_labels(z.shape[0])
-        ys = (
-            labels.to(self.device).split(batch_size)
-            if labels is not None
-            else [None] * len(z.split(batch_size))
-        )
-        g = self.sampling_generator
-        with eval_mode(g):
-            return torch.cat([self._g(c, y, g) for c, y in zip(z.split(batch_size), ys, strict=True)])
-
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Differentiable generation in eval mode (latent refinement needs gradients through G)."""
-        g = self.sampling_generator
-        with eval_mode(g):
-            return self._g(z, labels, g)
-
-    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Discriminator logits (N,) in eval mode (no dropout); differentiable w.r.t. ``x``."""
-        with eval_mode(self.discriminator):
-            return self._d(x, labels)
 
     # ---- training -------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -364,18 +267,7 @@ class GANModule(ExactResume, L.LightningModule):
         cls, ckpt: dict[str, Any], path: str | Path = "<checkpoint>", map_location: str | torch.device = "cpu"
     ) -> GANModule:
         """Rebuild from a checkpoint already read with ``read_checkpoint`` (no second read of the file)."""
-        kind = checkpoint_kind(ckpt)
-        if kind != "gan":
-            raise CheckpointError(
-                f"{path} holds a '{kind}' model, not a GAN generator; pass a checkpoint from "
-                "`python scripts/train.py model=dcgan`"
-            )
-        hp = dict(ckpt["hyper_parameters"])
-        missing = {"generator", "discriminator"} - hp.keys()
-        if missing:
-            raise CheckpointError(
-                f"{path} was saved with injected {sorted(missing)} modules and cannot rebuild them"
-            )
+        hp = gan_hyperparameters(ckpt, path)
         model = cls(**hp)
         model.load_state_dict(ckpt["state_dict"])
         return model.to(map_location).eval()

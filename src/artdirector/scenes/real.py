@@ -54,14 +54,6 @@ class RealCreator:
         what = datamodule.describe()
         return cls(images, labels, name or f"real_{what}_{split}", source=f"{what} {split} split")
 
-    @classmethod
-    def from_mnist5k(cls) -> RealCreator:
-        """The 5,000 MNIST digits bundled with the package (offline; for tests)."""
-        from artdirector.data.datamodules import load_mnist5k
-
-        images, labels = load_mnist5k()
-        return cls(images, labels, "real_mnist5k", source="the bundled mnist5k digits")
-
     def sample(self, n: int, condition: torch.Tensor | None = None, seed: int = 0, **options: Any) -> Drawn:
         """``n`` real images of the classes in ``condition`` (one label, or ``n``), a function of ``seed``."""
         if options:

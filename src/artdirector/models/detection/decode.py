@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.models.nets.detector import CenterNet
+from artdirector.models.vision_ops import nms
 
 
 def decode(
@@ -30,8 +31,6 @@ def decode(
     3x3 max-pool peaks, the top ``top_k`` over all classes, score >= ``threshold``, class-agnostic NMS.
     With an ``objectness`` map in ``out``, the peaks and scores are its own (class-agnostic) and each
     peak's label is the class heatmap's best at that cell."""
-    from torchvision.ops import nms
-
     heat = torch.sigmoid(out["heatmap"].float())
     b, c, h, w = heat.shape
     if "objectness" in out:  # peaks of the class-agnostic map; each one's class: the heatmap's best there

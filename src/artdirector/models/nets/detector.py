@@ -102,7 +102,7 @@ class CenterNet(nn.Module):
     def crops(self, canvases: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
         """(n, C, crop_size, crop_size): the square of side ``crop_scale`` x the longer side of each box
         (xyxy px, one (k, 4) tensor per canvas) around its centre, resized; outside the canvas is black."""
-        from torchvision.ops import roi_align
+        from artdirector.models.vision_ops import roi_align
 
         squares = []
         for b in boxes:

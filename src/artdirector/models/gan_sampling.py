@@ -1,0 +1,185 @@
+"""What drawing from a trained GAN needs, without Lightning: the sampling half of
+:class:`~artdirector.models.gan.GANModule` (:class:`GANSampling`, which that module inherits), and
+:class:`GANNets`, the same networks rebuilt from a checkpoint as a plain ``nn.Module`` for a process that only
+samples and scores (a scene request: importing Lightning costs seconds of CPU). Both draw the same pixels from
+the same weights: one implementation of sampling, one layout of the state dict."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from artdirector.models.base import balanced_labels, build_module, plain
+from artdirector.models.checkpoint import CheckpointError, checkpoint_kind
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Temporarily put modules in eval mode (BatchNorm running stats, no dropout), then restore."""
+    was_training = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, flag in zip(modules, was_training, strict=True):
+            m.train(flag)
+
+
+def gan_hyperparameters(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> dict[str, Any]:
+    """The hyperparameters a GAN checkpoint rebuilds from, or a :class:`CheckpointError` saying why it cannot."""
+    kind = checkpoint_kind(ckpt)
+    if kind != "gan":
+        raise CheckpointError(
+            f"{path} holds a '{kind}' model, not a GAN generator; pass a checkpoint from "
+            "`python scripts/train.py model=dcgan`"
+        )
+    hp = dict(ckpt["hyper_parameters"])
+    missing = {"generator", "discriminator"} - hp.keys()
+    if missing:
+        raise CheckpointError(
+            f"{path} was saved with injected {sorted(missing)} modules and cannot rebuild them"
+        )
+    return hp
+
+
+class GANSampling:
+    """Sampling and scoring over ``self.generator``, ``self.discriminator`` and ``self.ema`` (an
+    ``AveragedModel`` of the generator, or None); the host class gives ``device``."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    ema: AveragedModel | None
+    device: torch.device
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.generator.latent_dim)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the generator's images; rebuilt from the checkpoint's hyperparameters
+        (networks from before ``image_size`` existed are the seed's 28x28)."""
+        size = int(getattr(self.generator, "image_size", 28))
+        return (int(self.generator.channels), size, size)
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the generator is conditioned on (0: unconditional)."""
+        return int(getattr(self.generator, "num_classes", 0) or 0)
+
+    def default_labels(self, n: int) -> torch.Tensor | None:
+        """A conditional GAN asked for n images with no labels draws the classes in turn (balanced)."""
+        return balanced_labels(n, self.num_classes).to(self.device) if self.num_classes else None
+
+    def _check_labels(self, labels: torch.Tensor | None) -> None:
+        if self.num_classes and labels is None:
+            raise ValueError(
+                "a class-conditional GAN needs the labels of its images (only sample() draws them)"
+            )
+        if not self.num_classes and labels is not None:
+            raise ValueError("an unconditional GAN takes no labels")
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator samples come from: the weight average when there is one, else G itself."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    def _g(self, z: torch.Tensor, labels: torch.Tensor | None, net: nn.Module | None = None) -> torch.Tensor:
+        self._check_labels(labels)
+        net = net or self.generator
+        return net(z, labels.to(z.device)) if self.num_classes else net(z)
+
+    def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        self._check_labels(labels)
+        return self.discriminator(x, labels.to(x.device)) if self.num_classes else self.discriminator(x)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int | None = None,
+        z: torch.Tensor | None = None,
+        batch_size: int = 1024,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Images in [-1, 1] from ``z`` (or ``n`` fresh latents), with the generator in eval mode; a
+        conditional GAN takes ``labels`` (N,), balanced classes when none are given."""
+        if z is None:
+            if n is None:
+                raise ValueError("sample() needs n or z")
+            z = self.sample_latents(n)
+        z = z.to(self.device)
+        if self.num_classes and labels is None:
+            labels = self.default_labels(z.shape[0])
+        ys = (
+            labels.to(self.device).split(batch_size)
+            if labels is not None
+            else [None] * len(z.split(batch_size))
+        )
+        g = self.sampling_generator
+        with eval_mode(g):
+            return torch.cat([self._g(c, y, g) for c, y in zip(z.split(batch_size), ys, strict=True)])
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable generation in eval mode (latent refinement needs gradients through G)."""
+        g = self.sampling_generator
+        with eval_mode(g):
+            return self._g(z, labels, g)
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Discriminator logits (N,) in eval mode (no dropout); differentiable w.r.t. ``x``."""
+        with eval_mode(self.discriminator):
+            return self._d(x, labels)
+
+
+class GANNets(GANSampling, nn.Module):
+    """A trained GAN's networks for sampling and scoring only: the generator, the discriminator, the weight
+    average and the fixed noise, laid out as in :class:`~artdirector.models.gan.GANModule`'s state dict (which
+    loads strictly), with no optimisers, training step or Lightning. ``kind`` is the checkpoint's."""
+
+    kind = "gan"
+
+    def __init__(
+        self,
+        generator: Any,
+        discriminator: Any,
+        ema_decay: float = 0.0,
+        n_fixed_noise: int = 16,
+        fixed_noise_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        # built in GANModule's order, so that the default initialisations draw the same global random numbers
+        self.generator = build_module(plain(generator))
+        self.discriminator = build_module(plain(discriminator))
+        self.ema = None
+        if ema_decay > 0:  # only its layout matters here: the averaged weights come from the checkpoint
+            self.ema = AveragedModel(self.generator, use_buffers=True)
+            self.ema.requires_grad_(False)
+        noise = torch.randn(
+            n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
+        )
+        self.register_buffer("fixed_noise", noise)
+
+    @property
+    def device(self) -> torch.device:
+        return self.fixed_noise.device
+
+    @classmethod
+    def from_loaded(
+        cls, ckpt: dict[str, Any], path: str | Path = "<checkpoint>", map_location: str | torch.device = "cpu"
+    ) -> GANNets:
+        """The networks of a checkpoint already read with ``read_checkpoint``, in eval mode."""
+        hp = gan_hyperparameters(ckpt, path)
+        keep = ("generator", "discriminator", "ema_decay", "n_fixed_noise", "fixed_noise_seed")
+        nets = cls(**{k: hp[k] for k in keep if k in hp})
+        nets.load_state_dict(ckpt["state_dict"])
+        return nets.to(map_location).eval()
