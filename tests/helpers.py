@@ -136,3 +136,38 @@ def real_mnist5k():
 
     images, labels = load_mnist5k()
     return RealCreator(images, labels, "real_mnist5k", source="the bundled mnist5k digits")
+
+
+# tiny diffusion backbones for tests: model=ddpm / model=dit at a size that trains in seconds
+TINY_UNET = [
+    "model=ddpm",
+    "model.backbone.block_out_channels=[16,16,32]",
+    "model.backbone.layers_per_block=1",
+    "model.backbone.norm_num_groups=8",
+    "model.backbone.attention_head_dim=8",
+]
+TINY_DIT = [
+    "model=dit",
+    "model.backbone.num_layers=1",
+    "model.backbone.num_attention_heads=2",
+    "model.backbone.attention_head_dim=16",
+    "model.backbone.patch_size=4",
+]
+
+
+def build_model(make_cfg, overrides):
+    """The model a train config with these overrides builds (``make_cfg``: the conftest fixture)."""
+    from hydra.utils import instantiate
+
+    cfg = make_cfg("train", overrides)
+    return instantiate(cfg.model, _recursive_=False)
+
+
+def save_checkpoint(model, path: Path) -> Path:
+    """``model`` (untrained is fine) saved as a Lightning checkpoint at ``path``."""
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path

@@ -17,24 +17,10 @@ from artdirector.models.checkpoint import load_module, read_checkpoint
 from artdirector.models.diffusion import DiffusionModule
 from artdirector.models.gan import GANModule
 from artdirector.train import train
-from helpers import TINY, TINY_MODEL
+from helpers import TINY, TINY_DIT, TINY_MODEL, TINY_UNET, build_model, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY_UNET = [
-    "model=ddpm",
-    "model.backbone.block_out_channels=[16,16,32]",
-    "model.backbone.layers_per_block=1",
-    "model.backbone.norm_num_groups=8",
-    "model.backbone.attention_head_dim=8",
-]
-TINY_DIT = [
-    "model=dit",
-    "model.backbone.num_layers=1",
-    "model.backbone.num_attention_heads=2",
-    "model.backbone.attention_head_dim=16",
-    "model.backbone.patch_size=4",
-]
 TINY_DIFFUSION_RUN = [
     "data=fake",
     "data.n_train=64",
@@ -54,17 +40,10 @@ TINY_DIFFUSION_RUN = [
 ]
 
 
-def build(make_cfg, overrides):
-    from hydra.utils import instantiate
-
-    cfg = make_cfg("train", overrides)
-    return instantiate(cfg.model, _recursive_=False)
-
-
 # ---- the conditional GAN ----------------------------------------------------------------------------
 def test_cdcgan_labels_reach_both_networks(make_cfg) -> None:
     torch.manual_seed(0)
-    model = build(make_cfg, ["model=cdcgan", *TINY_MODEL[-2:]])
+    model = build_model(make_cfg, ["model=cdcgan", *TINY_MODEL[-2:]])
     assert isinstance(model, GANModule) and model.num_classes == 10
     z = torch.randn(4, model.latent_dim)
     a = model.sample(z=z, labels=torch.tensor([0, 1, 2, 3]))
@@ -88,12 +67,12 @@ def test_cdcgan_trains_and_rebuilds_from_its_checkpoint(make_cfg, tmp_path) -> N
 
 
 def test_labels_must_match_the_gan(make_cfg) -> None:
-    plain = build(make_cfg, ["model=dcgan", *TINY_MODEL[-2:]])
+    plain = build_model(make_cfg, ["model=dcgan", *TINY_MODEL[-2:]])
     assert plain.num_classes == 0 and plain.default_labels(3) is None
     z = torch.randn(2, plain.latent_dim)
     with pytest.raises(ValueError, match="unconditional"):
         plain.generate(z, torch.tensor([1, 2]))
-    cond = build(make_cfg, ["model=cdcgan", *TINY_MODEL[-2:]])
+    cond = build_model(make_cfg, ["model=cdcgan", *TINY_MODEL[-2:]])
     with pytest.raises(ValueError, match="needs the labels"):  # below sample(), labels are never invented
         cond.discriminate(torch.zeros(2, 1, 28, 28))
 
@@ -102,7 +81,7 @@ def test_labels_must_match_the_gan(make_cfg) -> None:
 @pytest.fixture(params=["unet", "dit"])
 def diffusion(request, make_cfg) -> DiffusionModule:
     torch.manual_seed(0)
-    model = build(make_cfg, TINY_UNET if request.param == "unet" else TINY_DIT)
+    model = build_model(make_cfg, TINY_UNET if request.param == "unet" else TINY_DIT)
     # an untrained network predicts ~0 noise everywhere; perturb its weights so that labels matter
     with torch.no_grad():
         for p in model.backbone.parameters():
@@ -179,7 +158,7 @@ def test_every_sampler_starts_from_pure_noise(diffusion) -> None:
 
 
 def test_training_step_drops_labels_to_the_null_class(make_cfg, monkeypatch) -> None:
-    model = build(make_cfg, [*TINY_UNET, "model.p_uncond=0.5"])
+    model = build_model(make_cfg, [*TINY_UNET, "model.p_uncond=0.5"])
     seen = []
     real_eps = model.eps
     monkeypatch.setattr(
@@ -262,15 +241,6 @@ def test_debug_fdr_runs_for_every_creator(model, tmp_path) -> None:
 
 
 # ---- the Creator protocol ---------------------------------------------------------------------------
-def _save(model, path: Path) -> Path:
-    import lightning as L
-
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(path)
-    return path
-
-
 @pytest.mark.parametrize("name", ["dcgan", "cdcgan", "ddpm", "dit"])
 def test_every_creator_speaks_the_protocol(make_cfg, tmp_path, name) -> None:
     from artdirector.creators import CAPABILITIES, load_creator
@@ -278,7 +248,7 @@ def test_every_creator_speaks_the_protocol(make_cfg, tmp_path, name) -> None:
     tiny = {"dcgan": ["model=dcgan"], "cdcgan": ["model=cdcgan"], "ddpm": TINY_UNET, "dit": TINY_DIT}[name]
     extra = [*TINY_MODEL[-2:]] if "gan" in name else ["model.steps=2"]
     torch.manual_seed(0)
-    creator = load_creator(_save(build(make_cfg, [*tiny, *extra]), tmp_path / f"{name}.ckpt"))
+    creator = load_creator(save_checkpoint(build_model(make_cfg, [*tiny, *extra]), tmp_path / f"{name}.ckpt"))
     assert creator.capabilities <= CAPABILITIES and creator.kind in {"gan", "diffusion"}
     conditional = name != "dcgan"
     assert creator.accepts == ({"nothing", "class"} if conditional else {"nothing"})

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from artdirector.errors import ConfigError
 from artdirector.models.diffusion import DiffusionModule
-from test_creators import TINY_UNET
+from helpers import TINY_UNET
 
 UNET = [*TINY_UNET, "model.p_uncond=0.0"]
 

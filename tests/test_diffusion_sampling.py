@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from artdirector.models.checkpoint import KIND_KEY, load_module
-from test_creators import TINY_UNET
+from helpers import TINY_UNET
 
 REPO = Path(__file__).resolve().parents[1]
 

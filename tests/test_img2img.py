@@ -14,7 +14,7 @@ from PIL import Image
 from artdirector.agents import Action, Director, RulePolicy, interpret
 from artdirector.editing.inputs import read_images
 from artdirector.errors import InputError
-from test_creators import TINY_UNET, _save, build
+from helpers import TINY_UNET, build_model, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
@@ -133,7 +133,7 @@ def tiny_ddpm_ckpt(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddpm")
     cfg = compose_cfg("train", ["data=fake", *TINY_UNET, "model.steps=4"], out)
     torch.manual_seed(0)
-    return _save(build(lambda *_: cfg, []), out / "ddpm.ckpt")
+    return save_checkpoint(build_model(lambda *_: cfg, []), out / "ddpm.ckpt")
 
 
 def test_variations_of_an_image_with_a_diffusion_creator_are_sdedit(tiny_ddpm_ckpt, tmp_path) -> None:

@@ -18,7 +18,7 @@ from artdirector.agents.policies import ThresholdPolicy
 from artdirector.agents.types import RequestError, requested_classes
 from artdirector.creators.routing import Evidence, route
 from artdirector.errors import ConfigError
-from test_creators import TINY_UNET, _save
+from helpers import TINY_UNET, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
@@ -226,7 +226,7 @@ def creators(tmp_path_factory):
         with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
             cfg = compose("train", overrides=[*overrides, "trainer=cpu"])
         torch.manual_seed(0)
-        return _save(instantiate(cfg.model, _recursive_=False), out / f"{name}.ckpt")
+        return save_checkpoint(instantiate(cfg.model, _recursive_=False), out / f"{name}.ckpt")
 
     cgan = make(
         ["model=cdcgan", "model.generator.base_channels=16", "model.discriminator.base_channels=16"], "cgan"
@@ -375,7 +375,7 @@ def test_the_agents_work_at_the_creators_shape(tmp_path) -> None:
             ],
         )
     torch.manual_seed(0)
-    ckpt = _save(instantiate(cfg.model, _recursive_=False), tmp_path / "rgb32.ckpt")
+    ckpt = save_checkpoint(instantiate(cfg.model, _recursive_=False), tmp_path / "rgb32.ckpt")
     gen = GenerationAgent(str(ckpt))
     assert gen.draw(2).images.shape == (2, 3, 32, 32)
     Image.new("RGB", (32, 32), (200, 10, 10)).save(tmp_path / "red.png")

@@ -22,7 +22,7 @@ from artdirector.models.checkpoint import load_module
 from artdirector.models.nets import ConditionalGenerator, Discriminator, Generator, ProjectionDiscriminator
 from artdirector.models.nets.dcgan import stages
 from artdirector.train import train
-from test_creators import TINY_DIT, TINY_UNET
+from helpers import TINY_DIT, TINY_UNET, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -327,19 +327,10 @@ def test_every_creator_trains_on_a_32x32x3_folder(make_cfg, folder, tmp_path, na
     assert grid.mode == "RGB" and grid.size[0] > 4 * 32  # 4 images of 32 pixels a row, with padding
 
 
-def _save(model, path: Path) -> Path:
-    import lightning as L
-
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(path)
-    return path
-
-
 @pytest.mark.parametrize("name", list(TINY))
 def test_a_loaded_checkpoint_knows_its_shape(make_cfg, folder, tmp_path, name) -> None:
     cfg = make_cfg("train", [*TINY[name], *_folder_data(folder, 32, 3)])
-    path = _save(instantiate(cfg.model, _recursive_=False), tmp_path / f"{name}.ckpt")
+    path = save_checkpoint(instantiate(cfg.model, _recursive_=False), tmp_path / f"{name}.ckpt")
     model = load_module(path)
     assert tuple(model.image_shape) == (3, 32, 32)
     images = model.sample(2) if name.endswith("gan") else model.sample(2, steps=1)

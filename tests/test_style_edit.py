@@ -22,7 +22,7 @@ from artdirector.editing.targets import (
     target_for_word,
     targets_from_config,
 )
-from test_creators import TINY_UNET
+from helpers import TINY_UNET
 
 
 def bar(width: int, height: int = 16, size: int = 28) -> torch.Tensor:
