@@ -16,7 +16,7 @@ never uses:
 Every prompt is checked to parse into exactly the structure it was generated from and to plan (128 px canvas,
 32 px cells) at three layout seeds, as v1's are. The file is written once; its SHA-256 is recorded in
 ``docs/benchmarks.md`` ("Prompt set v2") before anything is measured on it, and
-``tests/test_scene_judge.py`` checks both.
+``tests/evaluation/test_scene_judge.py`` checks both.
 
     python scripts/make_prompt_set.py            # (re)write bench_v2.json and print its sha256
     python scripts/make_prompt_set.py --check    # regenerate in memory, compare with the committed file

@@ -11,7 +11,7 @@ import pytest
 from artdirector.agents.store import RunStore
 from artdirector.runtime import ZOO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # No action can win at z = 1000, and one try is enough for the memory to act on: the memory arm's second run
 # must skip both actions its first run tried, so stop at once, where the off arm tries both again.

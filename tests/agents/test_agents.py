@@ -33,7 +33,7 @@ from artdirector.models.checkpoint import CheckpointError
 from artdirector.prompts import PromptError
 from helpers import run_script
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
 
 

@@ -23,7 +23,7 @@ from artdirector.prompts import parse
 from artdirector.scenes.canvas import blank, paste
 from helpers import real_mnist5k
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _script(name: str):

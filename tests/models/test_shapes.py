@@ -24,7 +24,7 @@ from artdirector.models.nets.dcgan import stages
 from artdirector.train import train
 from helpers import TINY_DIT, TINY_UNET, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # ---- the seed at 28x28x1, recorded before the networks learned other shapes ---------------------------
 SEED_GENERATOR = {

@@ -18,7 +18,7 @@ from artdirector.prompts.argv import hydra_quote, request_argv
 from artdirector.prompts.words import DATASETS
 from helpers import run_script
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _structure(text: str) -> dict:

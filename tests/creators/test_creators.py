@@ -19,7 +19,7 @@ from artdirector.models.gan import GANModule
 from artdirector.train import train
 from helpers import TINY, TINY_DIT, TINY_MODEL, TINY_UNET, build_model, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TINY_DIFFUSION_RUN = [
     "data=fake",
@@ -305,7 +305,7 @@ def test_the_regret_table_refuses_cards_measured_at_different_n(tmp_path) -> Non
     for name, n in (("a", 10_000), ("b", 2_000)):
         card = {"n": n, "selection": {"n": 1000}, "conditional": True, "metrics": {"fid": 1.0}}
         (tmp_path / f"{name}.card.json").write_text(json.dumps(card))
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_creators.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_creators.py"
     res = subprocess.run(
         [sys.executable, str(script), "a.ckpt", "b.ckpt", "--regret-only", "--out", str(tmp_path)],
         capture_output=True,

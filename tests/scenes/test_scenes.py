@@ -18,7 +18,7 @@ from artdirector.scenes.relations import arrangement_holds, relation_holds
 from artdirector.scenes.verify import check, size_ok
 
 SCHEMA = json.loads(
-    (Path(__file__).parents[1] / "src" / "artdirector" / "agents" / "scene_trace_schema.json").read_text()
+    (Path(__file__).parents[2] / "src" / "artdirector" / "agents" / "scene_trace_schema.json").read_text()
 )
 PROMPTS = [
     "a 3 left of a 7",

@@ -20,7 +20,7 @@ from artdirector.creators.routing import Evidence, route
 from artdirector.errors import ConfigError
 from helpers import TINY_UNET, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
 
 

@@ -18,7 +18,7 @@ from artdirector.agents.refiners import REFINERS
 from artdirector.creators.routing import read_evidence, route
 from helpers import HTMLPage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
 
 

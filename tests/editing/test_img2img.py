@@ -16,7 +16,7 @@ from artdirector.editing.inputs import read_images
 from artdirector.errors import InputError
 from helpers import TINY_UNET, build_model, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # what a scene request must not load: Lightning's trainer (and Lightning at all), diffusers (the fallback
 # diffusion creator is built only if it draws), the Inception feature net's module, torchmetrics, torchvision

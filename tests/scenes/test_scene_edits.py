@@ -26,7 +26,7 @@ from artdirector.scenes.relations import relation_holds
 from helpers import real_mnist5k, run_script
 
 SCHEMA = json.loads(
-    (Path(__file__).parents[1] / "src" / "artdirector" / "agents" / "scene_trace_schema.json").read_text()
+    (Path(__file__).parents[2] / "src" / "artdirector" / "agents" / "scene_trace_schema.json").read_text()
 )
 # at seed 2 the planner leaves room for every edit below: the 3 top left, the 7 in the middle, the 4 top right
 PARENT, SEED = "a 3 left of a 7 and a 4", 2

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from artdirector.models.checkpoint import KIND_KEY, load_module
 from helpers import TINY_UNET
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

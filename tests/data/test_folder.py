@@ -14,7 +14,7 @@ from PIL import Image
 from artdirector.data import ImageFolderDataModule
 from artdirector.errors import ConfigError, InputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _png(path: Path, value: int, size=(40, 30), mode="RGB") -> None:

@@ -19,7 +19,7 @@ from artdirector.agents import BanditPolicy, Memory, State, Step, Stop, Threshol
 from artdirector.agents.store import MemoryPrior, RunStore, StoreError, remember, trace_rows
 from artdirector.runtime import ZOO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
 DCGAN = str(ZOO_DIR / "dcgan.ckpt")
 CDCGAN = str(ZOO_DIR / "cdcgan.ckpt")

@@ -16,7 +16,7 @@ from artdirector.agents.refiners import Upscale
 from artdirector.evaluation import LeNetFeatures
 from artdirector.models.superres import area_downsample, check_factor, upscale
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
 
 

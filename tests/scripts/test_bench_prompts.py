@@ -18,7 +18,7 @@ from artdirector.prompts import parse
 from artdirector.scenes.layout import plan
 from helpers import real_mnist5k
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

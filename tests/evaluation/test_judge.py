@@ -13,7 +13,7 @@ from artdirector.data.datamodules import _to_unit_range, load_mnist5k
 from artdirector.errors import InputError
 from artdirector.evaluation.judge import Judge, load_judge, within_class_variety
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
