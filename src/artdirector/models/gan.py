@@ -12,14 +12,11 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 from artdirector.errors import ConfigError
 from artdirector.models.base import (
     ExactResume,
     NonFiniteLossError,
-    build_module,
-    ema_with_warmup,
     last_good_checkpoint,
     plain,
 )
@@ -112,19 +109,8 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
             if not isinstance(v, Mapping)
         ]
         self.save_hyperparameters(ignore=injected)
-        self.generator = build_module(generator)
-        self.discriminator = build_module(discriminator)
-        self.ema = None
-        if ema_decay > 0:
-            self.ema = AveragedModel(
-                self.generator, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True
-            )
-            self.ema.requires_grad_(False)
+        self.build_nets(generator, discriminator, ema_decay, n_fixed_noise, fixed_noise_seed)
         self._optimizer_specs = (optimizer_g, optimizer_d)
-        noise = torch.randn(
-            n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
-        )
-        self.register_buffer("fixed_noise", noise)
 
     # ---- training -------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from artdirector.models.base import balanced_labels, build_module, plain
+from artdirector.models.base import balanced_labels, build_module, ema_with_warmup, plain
 from artdirector.models.checkpoint import CheckpointError, checkpoint_kind
 
 
@@ -57,6 +57,25 @@ class GANSampling:
     discriminator: nn.Module
     ema: AveragedModel | None
     device: torch.device
+
+    def build_nets(
+        self, generator: Any, discriminator: Any, ema_decay: float, n_fixed_noise: int, fixed_noise_seed: int
+    ) -> None:
+        """The generator, the discriminator, the weight average (``ema_decay`` > 0) and the fixed noise, in this
+        order (the default initialisations draw the same global random numbers for every host class), laid out
+        as both hosts' checkpoints hold them."""
+        self.generator = build_module(plain(generator))
+        self.discriminator = build_module(plain(discriminator))
+        self.ema = None
+        if ema_decay > 0:
+            self.ema = AveragedModel(
+                self.generator, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True
+            )
+            self.ema.requires_grad_(False)
+        noise = torch.randn(
+            n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
+        )
+        self.register_buffer("fixed_noise", noise)
 
     @property
     def latent_dim(self) -> int:
@@ -157,17 +176,7 @@ class GANNets(GANSampling, nn.Module):
         fixed_noise_seed: int = 0,
     ) -> None:
         super().__init__()
-        # built in GANModule's order, so that the default initialisations draw the same global random numbers
-        self.generator = build_module(plain(generator))
-        self.discriminator = build_module(plain(discriminator))
-        self.ema = None
-        if ema_decay > 0:  # only its layout matters here: the averaged weights come from the checkpoint
-            self.ema = AveragedModel(self.generator, use_buffers=True)
-            self.ema.requires_grad_(False)
-        noise = torch.randn(
-            n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
-        )
-        self.register_buffer("fixed_noise", noise)
+        self.build_nets(generator, discriminator, ema_decay, n_fixed_noise, fixed_noise_seed)
 
     @property
     def device(self) -> torch.device:
