@@ -399,6 +399,13 @@ def test_the_floor_entry_points_agree(tmp_path) -> None:
     assert from_dm["pool"] == 3000 and from_dm["drawn_from"] == "train split" and from_dm["disjoint"]
     assert from_dm["reference"]["split"] == "selection" and from_dm["feature_network"] == ev.identity
     assert ev.floor_from(dm, 200)["fids"] == from_dm["fids"] and ev.cache.hits >= 1
+    # a pool: the first 1,000 train images only (Inception's 10k floor on a CPU), and the record says so
+    pooled = ev.floor_from(dm, 100, pool=1000)
+    mean, sd = ev.floor(dm.real_images("train", 1000), 100)
+    assert (pooled["mean"], pooled["sd"]) == pytest.approx((mean, sd))
+    assert (
+        pooled["pool"] == 1000 and pooled["drawn_from"] == "train split, first 1,000" and pooled["disjoint"]
+    )
 
 
 def test_precision_recall_use_equal_counts_and_kid_subsets_differ() -> None:

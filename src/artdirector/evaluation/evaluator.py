@@ -284,12 +284,20 @@ class Evaluator:
         return f["mean"], f["sd"]
 
     def floor_from(
-        self, datamodule, n: int, split: str = "train", draws: int = FLOOR_DRAWS, seed: int = 0
+        self,
+        datamodule,
+        n: int,
+        split: str = "train",
+        draws: int = FLOOR_DRAWS,
+        seed: int = 0,
+        pool: int | None = None,
     ) -> dict[str, Any]:
-        """:meth:`floor_features` with draws from a data module's whole ``split`` (its features through the
-        reference cache, so a second floor costs no feature pass)."""
-        feats, _ = self.split_features(datamodule, split)
-        return self.floor_features(feats, n, draws=draws, seed=seed, drawn_from=f"{split} split")
+        """:meth:`floor_features` with draws from a data module's ``split``: all of it, or its first ``pool``
+        images where a feature pass over the whole split costs too much (Inception on a CPU). The features
+        go through the reference cache, so a second floor costs no feature pass."""
+        feats, _ = self.split_features(datamodule, split, pool)
+        drawn_from = f"{split} split" if pool is None else f"{split} split, first {pool:,}"
+        return self.floor_features(feats, n, draws=draws, seed=seed, drawn_from=drawn_from)
 
     def floor_features(
         self,
