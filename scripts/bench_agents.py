@@ -76,7 +76,7 @@ def best_of_k(director, k: int, seed: int):
     gen = director.gen
     gen.reseed(seed)
     pool = gen.from_latents(gen.latents(k * director.n))
-    logits = torch.cat([gen.model.discriminate(c.to(gen.model.device)).cpu() for c in pool.images.split(500)])
+    logits = gen.critic(pool.images)
     keep = logits.topk(director.n).indices
     return pool.derived(pool.images[keep], pool.latents[keep], f"best_of_{k}")
 
@@ -96,13 +96,13 @@ def run_seed(out: Path, seed: int, overrides: list[str]) -> dict:
     t0 = time.perf_counter()
     raw = director.gen.generate(request, director.n)
     raw_seconds = time.perf_counter() - t0
-    raw_report = director.eval.evaluate(raw, director.gen.model, split="report")
+    raw_report = director.eval.evaluate(raw, director.gen.creator, split="report")
     rows["raw samples"] = {**metrics(raw_report), "seconds": raw_seconds}
     for name, params in ACTIONS:
         t0 = time.perf_counter()
         cand = director.refiner.refine(raw, Action(name, dict(params)))
         seconds = raw_seconds + time.perf_counter() - t0
-        report = director.eval.evaluate(cand.samples, cand.model or director.gen.model, split="report")
+        report = director.eval.evaluate(cand.samples, cand.creator or director.gen.creator, split="report")
         label = name + "".join(f" {k}={v}" for k, v in params.items())
         rows[f"action: {label}"] = {**metrics(report), "seconds": seconds}
         print(
@@ -158,7 +158,7 @@ def run_seed(out: Path, seed: int, overrides: list[str]) -> dict:
             break
     k = min(timed, key=lambda kk: abs(timed[kk][0] - budget))
     seconds, samples = timed[k]
-    report = director.eval.evaluate(samples, director.gen.model, split="report")
+    report = director.eval.evaluate(samples, director.gen.creator, split="report")
     rows["equal compute: best-of-k by D"] = {**metrics(report), "seconds": seconds, "k": k}
     return {
         "seed": seed,

@@ -133,7 +133,7 @@ def bench_techniques(n: int, out: Path, overrides: list[str]) -> dict:
         if not REFINERS[name].requires <= set(director.gen.capabilities):
             continue
         cand, wall, cpu = _timed(lambda name=name: director.refiner.refine(samples, Action(name, {})))
-        rep = director._evaluate(cand.samples, cand.model)
+        rep = director._evaluate(cand.samples, cand.creator)
         s = cand.samples
         rows[name] = {
             "wall": wall,

@@ -75,7 +75,9 @@ def test_drs_keeps_samples_the_discriminator_rates_higher(agents) -> None:
     after = ref.refine(before, Action("drs", {"gamma_percentile": 90})).samples
     assert len(after) == len(before) and after.history[-1].startswith("drs")
     assert calibrated_logits(ref, after.images).mean() > calibrated_logits(ref, before.images).mean()
-    assert torch.allclose(gen.model.sample(z=after.latents), after.images, atol=1e-5)  # latents match images
+    assert torch.allclose(
+        gen.creator.model.sample(z=after.latents), after.images, atol=1e-5
+    )  # latents match images
 
 
 def _k_eff(history: str) -> float:
@@ -88,7 +90,7 @@ def test_langevin_drift_descends_the_energy_and_its_noise_is_seeded(agents) -> N
     the update is gradient descent on E(z) = ||z||^2 / 2 - d(G(z)), so every sample's energy falls; with
     noise the chain is the seeded generator's, and latents, images and inputs stay consistent."""
     gen, _, ref = agents
-    m = gen.model
+    m = gen.creator.model
     before = _fresh(gen)
     kept_images, kept_latents = before.images.clone(), before.latents.clone()
 
@@ -114,7 +116,7 @@ def test_dot_never_lowers_the_critic_and_raises_it_where_its_gradient_beats_k_ef
     k_eff ||z - z0|| for every sample on any machine; where |grad d| > k_eff at z0 the objective falls away
     from z0 and the score rises strictly (how many samples that is depends on the tiny GAN's training)."""
     gen, _, ref = agents
-    m = gen.model
+    m = gen.creator.model
     before = _fresh(gen)
     kept_images, kept_latents = before.images.clone(), before.latents.clone()
     dot = ref.refine(before, Action("dot", {"steps": 20})).samples
@@ -286,7 +288,9 @@ def test_director_stops_when_no_action_helps(agents, tmp_path, monkeypatch) -> N
     )
     assert "no action helps" in res.stop_reason
     assert [s.accepted for s in res.memory.refinements] == [False, False]
-    assert torch.equal(res.samples.images, gen.model.sample(z=res.samples.latents))  # the original samples
+    assert torch.equal(
+        res.samples.images, gen.creator.model.sample(z=res.samples.latents)
+    )  # the original samples
 
 
 def test_variations_of_an_earlier_run(agents, tmp_path) -> None:

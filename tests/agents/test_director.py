@@ -35,15 +35,15 @@ def _plan(*actions: str) -> RulePolicy:
 def test_a_rejected_finetune_restores_samples_and_model(agents, tiny_ckpt, tmp_path) -> None:
     gen, _, ref = agents
     ref.defaults["finetune"] = {"steps": 2}
-    model = gen.model
+    creator = gen.creator
     res = _director(agents, tmp_path / "run", _plan("finetune"), z=1e9, replay=False).run(
         interpret("new", False)
     )
     (step,) = res.memory.refinements
     assert step.action == "finetune" and not step.accepted and "rejected" in step.decision
     assert (tmp_path / "checkpoints" / "finetune_01.ckpt").is_file()  # the candidate was made ...
-    assert gen.model is model and gen.ckpt == tiny_ckpt  # ... and neither it nor its samples were kept
-    assert torch.equal(res.samples.images, model.sample(z=res.samples.latents))
+    assert gen.creator is creator and gen.ckpt == tiny_ckpt  # ... and neither it nor its samples were kept
+    assert torch.equal(res.samples.images, creator.from_latents(res.samples.latents))
     trace = json.loads((tmp_path / "run" / "trace.json").read_text())
     assert trace["final"]["model"] == str(tiny_ckpt) and trace["chain"] == []
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 import re
-from types import SimpleNamespace
 
 import torch
 
 from artdirector.agents import Action, RefinementAgent, Samples
 from artdirector.agents.refiners.drs import calibrate
+from artdirector.creators import GANCreator
 
 MODES, RADIUS, SD = 8, 2.0, 0.2
 _CENTRES = torch.stack(
@@ -72,20 +72,19 @@ class ToyGeneration:
     capabilities = frozenset({"latent", "critic"})
 
     def __init__(self, seed: int = 0) -> None:
-        self.model = ToyGAN()
-        self.creator = SimpleNamespace(name="toy", kind="gan", num_classes=0, model=self.model)
+        self.creator = GANCreator(ToyGAN(), "toy")  # the real adapter: techniques reach G and D through it
         self.generator = torch.Generator().manual_seed(seed)
 
     def latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, 2, generator=self.generator)
 
-    def from_latents(self, z, history=None, model=None, labels=None) -> Samples:
+    def from_latents(self, z, history=None, creator=None, labels=None) -> Samples:
         return Samples(
-            images=(model or self.model).sample(z=z), latents=z, model="toy", history=history or []
+            images=(creator or self.creator).from_latents(z), latents=z, model="toy", history=history or []
         )
 
-    def critic(self, images, labels=None, model=None):
-        return (model or self.model).discriminate(images)
+    def critic(self, images, labels=None, creator=None):
+        return (creator or self.creator).critic_scores(images)
 
 
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 0.5) -> float:
@@ -154,18 +153,18 @@ class StepCritic(ToyGAN):
 
 def test_dot_never_lowers_the_critic_and_leaves_samples_whose_optimum_is_where_they_are() -> None:
     gen, agent = _agent()
-    gen.model = gen.creator.model = StepCritic()
+    gen.creator.model = critic = StepCritic()
     raw = gen.from_latents(gen.latents(512))
     out = agent.refine(raw, Action("dot", {"steps": 20, "lr": 0.01})).samples
     k_eff = float(re.search(r"k_eff=([\d.]+(?:e[-+]?\d+)?)", out.history[-1]).group(1))
-    d0, d1 = gen.model.discriminate(raw.images), gen.model.discriminate(out.images)
+    d0, d1 = critic.discriminate(raw.images), critic.discriminate(out.images)
     moved = (out.latents - raw.latents).norm(dim=1)
     # the kept iterate's objective is at most z0's: d(G(z)) >= d(G(z0)) + k_eff ||z - z0|| for every sample
     assert (d1 >= d0).all(), f"{int((d1 < d0).sum())} samples scored lower after DOT"
     assert (d1 - d0 >= 0.999 * k_eff * moved - 1e-6).all()
     # where the step is steep (|grad d| well above k_eff) the objective falls away from z0: those samples move up
     z = raw.latents.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(gen.model.discriminate(z).sum(), z)
+    (grad,) = torch.autograd.grad(critic.discriminate(z).sum(), z)
     steep = grad.norm(dim=1) > 1.5 * k_eff
     assert steep.sum() >= 5 and (d1[steep] > d0[steep] + 0.1).all()
     # far from the step no point within reach scores enough to pay for the move: the samples stay exactly

@@ -281,8 +281,10 @@ def test_conditional_gan_labels_survive_every_refinement(creators, data, tmp_pat
         out = ref.refine(samples, Action(action)).samples
         assert torch.equal(out.labels, samples.labels), action
         # the refined images are G(z, y) of the refined latents with the same labels
-        assert torch.allclose(gen.model.sample(z=out.latents, labels=out.labels), out.images, atol=1e-5)
-    report = ev.evaluate(samples, gen.model)
+        assert torch.allclose(
+            gen.creator.model.sample(z=out.latents, labels=out.labels), out.images, atol=1e-5
+        )
+    report = ev.evaluate(samples, gen.creator)
     assert 0 <= report.metrics()["conformance"] <= 1 and report.d_logits.shape == (40,)
 
 

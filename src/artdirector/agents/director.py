@@ -105,8 +105,8 @@ class Director:
             "the same latents, independent otherwise)"
         )
 
-    def _evaluate(self, samples: Samples, model: Any = None, split: str = "selection") -> AgentReport:
-        return self.eval.evaluate(samples, model if model is not None else self.gen.model, split=split)
+    def _evaluate(self, samples: Samples, creator: Any = None, split: str = "selection") -> AgentReport:
+        return self.eval.evaluate(samples, creator or self.gen.creator, split=split)
 
     def _floors(self) -> dict[str, Any]:
         if self.floor_images is None or len(self.floor_images) < self.n:
@@ -131,7 +131,7 @@ class Director:
     def _run(self, request: Request, base: Samples | None, start: float) -> Result:
         memory, chain = Memory(), []
         self._cut = ""  # the last step the budget stopped part way, for the stop reason
-        initial_model, initial_ckpt = self.gen.model, self.gen.ckpt
+        initial = self.gen.creator
         self.creator_info = self.gen.creator.describe()
         floor = self._floors()
         target = self.target_fid
@@ -196,7 +196,7 @@ class Director:
         if self.replay and self.refiner.out_of_time():
             stop_reason += "; held-out verdict not measured: the budget was spent before the replay"
         elif self.replay:
-            verdict = self._verdict(request, base, chain, initial_model, initial_ckpt)
+            verdict = self._verdict(request, base, chain, initial)
             if "skipped" in verdict:
                 stop_reason += f"; held-out verdict not measured: {verdict.pop('skipped')}"
         log.info("stop: %s", stop_reason)
@@ -224,7 +224,7 @@ class Director:
         params = self.refiner.params(action)
         cand = self.refiner.refine(samples, action)
         cut = self.refiner.cut  # the budget stopped the action part way: its partial result is judged
-        new_report = self._evaluate(cand.samples, cand.model)
+        new_report = self._evaluate(cand.samples, cand.creator)
         gain, se = self.eval.selection.fid_difference(report.features, new_report.features, cand.paired)
         accepted = gain > self.z * se and gain > 0
         decision = f"gain {gain:+.3f} {'>' if accepted else '<='} {self.z:g} x SE {se:.3f}: " + (
@@ -234,8 +234,8 @@ class Director:
             decision += f" ({action.name} {cut})"
         if accepted:
             if cand.changes_model:
-                self.gen.use_model(cand.model, cand.model_path)
-            chain.append(Link(action.name, params, cand.model, cand.model_path, cand.paired))
+                self.gen.use_creator(cand.creator)
+            chain.append(Link(action.name, params, cand.creator, cand.model_path, cand.paired))
         seconds = time.perf_counter() - t0
         step = memory.record(
             Step(
@@ -321,21 +321,19 @@ class Director:
             return None, None, []
         return samples, report, checks
 
-    def _verdict(
-        self, request: Request, base, chain: list[Link], initial_model, initial_ckpt
-    ) -> dict[str, Any]:
+    def _verdict(self, request: Request, base, chain: list[Link], initial: Any) -> dict[str, Any]:
         """Fresh latents (a seed no decision used), raw and through the accepted chain, on the report split."""
-        final_model, final_ckpt = self.gen.model, self.gen.ckpt
+        final = self.gen.creator
         t0 = time.perf_counter()
         try:
-            self.gen.use_model(initial_model, initial_ckpt)
+            self.gen.use_creator(initial)
             self.gen.reseed(self.replay_seed)
             raw = self.gen.generate(request, self.n, base=base)
             raw_report = self._evaluate(raw, split="report")
             replay = raw
             for link in (link for link in chain if not link.finishing):
-                if link.model is not None:
-                    self.gen.use_model(link.model, link.model_path)
+                if link.creator is not None:
+                    self.gen.use_creator(link.creator)
                     what = f"{link.action} (replayed: its accepted model)"
                     if replay.latents is not None:
                         images = self.gen.from_latents(replay.latents, labels=replay.labels).images
@@ -364,7 +362,7 @@ class Director:
             paired = all(link.paired for link in chain)
             gain, se = self.eval.report.fid_difference(raw_report.features, directed.features, paired)
         finally:
-            self.gen.use_model(final_model, final_ckpt)
+            self.gen.use_creator(final)
         held_out = request.task != "refine"
         copying = None
         if self.copy_check is not None:

@@ -18,7 +18,6 @@ import torch
 
 from artdirector.agents.memory import Memory
 from artdirector.agents.types import Request, Samples
-from artdirector.creators import critic_logits
 
 if TYPE_CHECKING:  # the evaluation stack (torchmetrics) loads with the evaluator a batch request builds
     from artdirector.evaluation import Evaluator, Report
@@ -81,24 +80,24 @@ class EvaluationAgent:
         return self.selection
 
     @torch.no_grad()
-    def evaluate(self, samples: Samples, model=None, split: str = "selection") -> AgentReport:
-        """``model``: the creator's module that made the samples; its critic (``discriminate``), if it has
-        one, scores each image with its label."""
+    def evaluate(self, samples: Samples, creator=None, split: str = "selection") -> AgentReport:
+        """``creator``: the creator that made the samples; its critic, if it has one, scores each image with
+        its label."""
         ev = self.selection if split == "selection" else self.report
         report = ev.evaluate(samples.images)
-        has_critic = model is not None and hasattr(model, "discriminate")
-        logits = critic_logits(model, samples.images, samples.labels) if has_critic else None
+        has_critic = creator is not None and "critic" in creator.capabilities
+        logits = creator.critic_scores(samples.images, samples.labels) if has_critic else None
         return AgentReport(report=report, d_logits=logits, split=split, requested=samples.labels)
 
 
 @dataclass
 class Link:
-    """One accepted step of the chain, enough to replay it: the action, its parameters, and the model it
+    """One accepted step of the chain, enough to replay it: the action, its parameters, and the creator it
     switched to (None when the model did not change)."""
 
     action: str
     params: dict[str, Any]
-    model: Any = None
+    creator: Any = None
     model_path: str | None = None
     paired: bool = True
     finishing: bool = False  # a finishing action (asked for by the request, judged by its own check)

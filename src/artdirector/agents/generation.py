@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from artdirector.agents.types import Request, RequestError, Samples
-from artdirector.creators import Creator, critic_logits, load_creator, sampling_options, wrap
+from artdirector.creators import Creator, load_creator, wrap
 from artdirector.creators.routing import read_evidence, route
 from artdirector.errors import InputError
 from artdirector.io import load_user_tensor
@@ -107,11 +107,6 @@ class GenerationAgent:
 
     # ---- what the creator is and can do -----------------------------------------------------------
     @property
-    def model(self) -> Any:
-        """The creator's module (a GANModule or DiffusionModule): for the techniques that need its insides."""
-        return self.creator.model
-
-    @property
     def capabilities(self) -> frozenset[str]:
         return self.creator.capabilities
 
@@ -124,11 +119,15 @@ class GenerationAgent:
             raise RequestError(f"{self.creator.name} ({self.creator.kind}) has no latents")
         return self.creator.latent_dim
 
-    def use_model(self, model: Any, ckpt: Path | str) -> None:
-        """Switch to another model (e.g. a finetuned one the Director accepted)."""
-        if model is not self.creator.model:
-            self.creator = wrap(model.to(self.device).eval(), ckpt)
-            self.ckpt = Path(ckpt)
+    def with_model(self, model: Any, ckpt: Path | str) -> Creator:
+        """A module trained from this creator (``finetune``'s), behind the protocol, on this agent's device."""
+        return wrap(model.to(self.device).eval(), ckpt)
+
+    def use_creator(self, creator: Creator) -> None:
+        """Switch to another creator (e.g. a finetuned one the Director accepted)."""
+        if creator is not self.creator:
+            self.creator = creator
+            self.ckpt = Path(creator.path)
             self.model_version += 1
 
     def reseed(self, seed: int) -> None:
@@ -152,15 +151,14 @@ class GenerationAgent:
         self,
         z: torch.Tensor,
         history: list[str] | None = None,
-        model: Any = None,
+        creator: Creator | None = None,
         labels: torch.Tensor | None = None,
     ) -> Samples:
         """Images of latents ``z`` (with ``labels`` for a conditional GAN; the requested ones when None) from
-        the current model, or ``model`` (e.g. a candidate not yet kept)."""
+        the current creator, or ``creator`` (e.g. a candidate not yet kept)."""
         if labels is None:
             labels = self.labels(z.shape[0])
-        m = model if model is not None else self.creator.model
-        images = m.sample(z=z.to(self.device), labels=labels).cpu()
+        images = (creator or self.creator).from_latents(z, labels)
         return Samples(
             images=images, latents=z.cpu(), model=str(self.ckpt), labels=labels, history=history or []
         )
@@ -186,10 +184,10 @@ class GenerationAgent:
         return samples.derived(d.images, None, action, options=d.options)
 
     def critic(
-        self, images: torch.Tensor, labels: torch.Tensor | None = None, model: Any = None
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, creator: Creator | None = None
     ) -> torch.Tensor:
-        """The creator's critic on each image (a GAN's discriminator logit)."""
-        return critic_logits(model if model is not None else self.creator.model, images, labels)
+        """The creator's critic on each image (a GAN's discriminator logit), on the CPU."""
+        return (creator or self.creator).critic_scores(images, labels)
 
     def generate(self, request: Request, n: int, base: Samples | None = None, spread: float = 0.5) -> Samples:
         """``create``: n fresh samples. ``variations``: n samples near ``base``'s latents (z + spread * noise,
@@ -216,22 +214,17 @@ class GenerationAgent:
         return self.from_latents(z, [*base.history, f"variations(spread={spread})"], labels=labels)
 
     def sdedit(
-        self, source: torch.Tensor, labels: torch.Tensor | None, seed: int, model: Any = None, **options: Any
+        self,
+        source: torch.Tensor,
+        labels: torch.Tensor | None,
+        seed: int,
+        creator: Creator | None = None,
+        **options: Any,
     ) -> torch.Tensor:
-        """SDEdit of ``source`` by the current model (or ``model``, e.g. a candidate not yet kept) at
+        """SDEdit of ``source`` by the current creator (or ``creator``, e.g. a candidate not yet kept) at
         ``options["strength"]`` (default: the agent's) with the sampling options among ``options``."""
-        opts = sampling_options(options)
-        return (
-            (model if model is not None else self.model)
-            .sdedit(
-                source.to(self.device),
-                labels,
-                strength=float(options.get("strength", self.strength)),
-                seed=seed,
-                **opts,
-            )
-            .cpu()
-        )
+        strength = float(options.pop("strength", self.strength))
+        return (creator or self.creator).sdedit(source, labels, strength=strength, seed=seed, **options)
 
     def img2img(self, base: Samples, n: int) -> Samples:
         """SDEdit (Meng et al. 2022) of ``base``'s images, each ``n // len(base)`` times or more (images in
@@ -287,14 +280,15 @@ class GenerationAgent:
         )
         target = x.repeat(restarts, 1, 1, 1)
         opt = torch.optim.Adam([z], lr=lr)
-        m = self.model
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            err = F.mse_loss(m.generate(z, y), target, reduction="none").flatten(1).mean(1)
-            (err + prior * z.pow(2).mean(1)).sum().backward()
-            opt.step()
+        c = self.creator
+        with c.frozen():  # the reconstruction is differentiated with respect to z alone
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                err = F.mse_loss(c.decode(z, y), target, reduction="none").flatten(1).mean(1)
+                (err + prior * z.pow(2).mean(1)).sum().backward()
+                opt.step()
         with torch.no_grad():
-            err = F.mse_loss(m.generate(z, y), target, reduction="none").flatten(1).mean(1)
+            err = F.mse_loss(c.decode(z, y), target, reduction="none").flatten(1).mean(1)
             best = err.view(restarts, n).argmin(0)
             z_best = z.detach().view(restarts, n, -1)[best, torch.arange(n)]
         samples = self.from_latents(z_best.cpu(), ["invert"], labels=labels)
@@ -341,7 +335,7 @@ def load_input(path: str | Path, agent: GenerationAgent, invert_steps: int = 300
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"input not found: {path}")
-    shape = tuple(getattr(agent.model, "image_shape", (1, 28, 28)))
+    shape = agent.creator.image_shape
     if not agent.can("latent"):  # image-to-image: the images themselves
         images, notes = read_images(path, shape)
         labels = None

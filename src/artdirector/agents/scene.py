@@ -30,7 +30,6 @@ import torch
 
 from artdirector.agents.scene_input import load_scene
 from artdirector.agents.scene_report import SceneResult, item_name, write_scene
-from artdirector.creators import critic_logits
 from artdirector.prompts import Prompt
 from artdirector.scenes.canvas import center
 from artdirector.scenes.compose import Compositor, Drawing, item_seed, render, style_reached, styled
@@ -98,10 +97,9 @@ class SceneDirector:
         if "critic" in creator.capabilities:
             n = min(self.drs_candidates * 2 ** (attempt - 1), 64)
 
-            def critic(images, labels, model=creator.model):
-                return critic_logits(model, images, labels)
-
-            return comp.draw(item, seed, candidates=n, score=critic), f"drs: best of {n} by the critic"
+            return comp.draw(
+                item, seed, candidates=n, score=creator.critic_scores
+            ), f"drs: best of {n} by the critic"
         if "guidance" in creator.capabilities:
             g = float(creator.defaults.get("guidance", 1.0)) * self.guidance_factor**attempt
             return comp.draw(item, seed, guidance=g), f"new seed at guidance {g:.2f}"

@@ -187,16 +187,16 @@ class Samples(Drawn):
 @dataclass
 class Candidate:
     """What a refinement proposes: new samples and, when the action changed the model (``finetune``), the new
-    model and its checkpoint. The Director keeps both or neither."""
+    creator and its checkpoint. The Director keeps both or neither."""
 
     samples: Samples
-    model: Any = None  # the new model object, or None when the model is unchanged
+    creator: Any = None  # the new creator (behind the Creator protocol), or None when it is unchanged
     model_path: str | None = None
     paired: bool = False  # samples correspond one to one with the input's (the same latents, refined)
 
     @property
     def changes_model(self) -> bool:
-        return self.model is not None
+        return self.creator is not None
 
 
 @dataclass

@@ -9,6 +9,7 @@ import torch
 
 from artdirector.errors import InputError
 from artdirector.evaluation import Evaluator
+from artdirector.models.base import TrainingSamples
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ class FIDCallback(L.Callback):
         self.seed = seed
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not isinstance(pl_module, TrainingSamples):
+            raise InputError(
+                f"the FID callback scores a creator's samples; {type(pl_module).__name__} draws none: "
+                "drop it with ~callbacks.fid"
+            )
         dm = trainer.datamodule
         if dm is None or not hasattr(dm, "real_images"):
             raise ValueError(
@@ -99,11 +105,4 @@ class FIDCallback(L.Callback):
         )
 
     def _score(self, pl_module: L.LightningModule):
-        if hasattr(pl_module, "eval_samples"):  # creators without a latent of their own (diffusion)
-            return self.evaluator.evaluate(pl_module.eval_samples(self.n_samples, seed=self.seed).float())
-        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            z = torch.randn(self.n_samples, pl_module.latent_dim, device=pl_module.device)
-        images = pl_module.sample(z=z).float()
-        return self.evaluator.evaluate(images)
+        return self.evaluator.evaluate(pl_module.eval_samples(self.n_samples, seed=self.seed).float())

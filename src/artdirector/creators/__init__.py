@@ -10,7 +10,10 @@ and what it **can do** (its capabilities):
 - ``steps``: the number of sampling steps is an option (diffusion).
 
 ``sample(n, condition=None, seed=0, **options)`` returns images in [-1, 1] and the state that replays them:
-the latents for a GAN, the seed (and options) for a diffusion model. ``cost_per_image`` is the measured
+the latents for a GAN, the seed (and options) for a diffusion model. A ``latent`` creator also decodes
+latents (``from_latents``; ``decode`` keeps the graph for techniques that move latents by gradient); a
+``critic`` one scores images (``critic_scores``; ``critic`` keeps the graph); a diffusion creator edits
+images (``sdedit``). ``model`` is the module itself, for training it (``trainable``) and nothing else. ``cost_per_image`` is the measured
 seconds per image from the creator's card when one sits beside the checkpoint (``<stem>.card.json``,
 written by ``scripts/bench_creators.py``), else None.
 
@@ -19,8 +22,9 @@ Agents and policies ask these questions instead of checking concrete classes.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -105,6 +109,11 @@ class _Adapter:
     def device(self) -> torch.device:
         return self.model.device
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(channels, height, width) of the images it draws."""
+        return tuple(getattr(self.model, "image_shape", (1, 28, 28)))
+
     def describe(self) -> dict[str, Any]:
         """What the trace says of the creator in use (of a deferred one, without building it)."""
         return {
@@ -156,6 +165,39 @@ class GANCreator(_Adapter):
         """The images of latents ``z`` (and labels, for a conditional GAN), on the CPU."""
         return self.model.sample(z=z.to(self.device), labels=labels).cpu()
 
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z) on the creator's device with its graph: for techniques that follow a gradient in latent space
+        (``z`` and ``labels`` already on :attr:`device`)."""
+        return self.model.generate(z, labels)
+
+    def critic(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The discriminator's logit of each image on the creator's device, with its graph."""
+        return self.model.discriminate(images, labels)
+
+    @torch.no_grad()
+    def critic_scores(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, batch: int = 500
+    ) -> torch.Tensor:
+        """The critic (the discriminator's logit) of each image, with its class if conditional, on the CPU."""
+        out = []
+        for i in range(0, images.shape[0], batch):
+            y = None if labels is None else labels[i : i + batch].to(self.device)
+            out.append(self.critic(images[i : i + batch].to(self.device), y).cpu())
+        return torch.cat(out)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Gradients through G and D with respect to their inputs alone: the weights are frozen meanwhile, so
+        that no backward pass computes (and throws away) gradients for them."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
 
 # the sampling options a diffusion creator takes (what replays its samples; other keys, e.g. an
 # image-to-image strength, are the caller's)
@@ -185,20 +227,21 @@ class DiffusionCreator(_Adapter):
         images = self.model.sample(n=n, labels=labels, seed=seed, **options).cpu()
         return Drawn(images, labels, seed=seed, options=options)
 
+    def sdedit(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        strength: float,
+        seed: int,
+        **options: Any,
+    ) -> torch.Tensor:
+        """SDEdit (Meng et al. 2022) of ``images`` to ``strength`` under ``labels``, with the sampling
+        options among ``options`` (the creator's defaults for the rest), on the CPU."""
+        opts = sampling_options(options)
+        return self.model.sdedit(images.to(self.device), labels, strength=strength, seed=seed, **opts).cpu()
+
 
 ADAPTERS = {"gan": GANCreator, "diffusion": DiffusionCreator}
-
-
-@torch.no_grad()
-def critic_logits(
-    model: Any, images: torch.Tensor, labels: torch.Tensor | None = None, batch: int = 500
-) -> torch.Tensor:
-    """A GAN creator's critic (its discriminator's logit) on each image, with its class if conditional."""
-    out = []
-    for i in range(0, images.shape[0], batch):
-        y = None if labels is None else labels[i : i + batch].to(model.device)
-        out.append(model.discriminate(images[i : i + batch].to(model.device), y).cpu())
-    return torch.cat(out)
 
 
 def wrap(model: Any, path: str | Path) -> Creator:

@@ -6,7 +6,7 @@ import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -28,6 +28,16 @@ def build_module(spec: Any) -> nn.Module:
     if isinstance(spec, Mapping) and "_target_" in spec:
         return instantiate(spec)
     raise TypeError(f"expected an nn.Module or a Hydra config with _target_, got {type(spec).__name__}")
+
+
+@runtime_checkable
+class TrainingSamples(Protocol):
+    """What the training callbacks ask of a creator's LightningModule (GAN or diffusion): the samples the
+    FID callback scores and the fixed ones the grid callback draws, each the same for the same seed."""
+
+    def eval_samples(self, n: int, seed: int = 0) -> torch.Tensor: ...
+
+    def fixed_samples(self) -> torch.Tensor: ...
 
 
 def balanced_labels(n: int, num_classes: int) -> torch.Tensor:

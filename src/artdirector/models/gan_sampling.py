@@ -148,6 +148,19 @@ class GANSampling:
         with eval_mode(g):
             return torch.cat([self._g(c, y, g) for c, y in zip(z.split(batch_size), ys, strict=True)])
 
+    def eval_samples(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n samples from latents drawn under ``seed`` (the process's RNG forked, so training's stream is left
+        as it was), the classes in turn for a conditional GAN: what the FID callback scores."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            z = torch.randn(n, self.latent_dim, device=self.device)
+        return self.sample(z=z)
+
+    def fixed_samples(self) -> torch.Tensor:
+        """The fixed-noise batch's images (the same latents every epoch and resume): the grid callback's."""
+        return self.sample(z=self.fixed_noise)
+
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable generation in eval mode (latent refinement needs gradients through G)."""
         g = self.sampling_generator

@@ -97,4 +97,4 @@ def need_latents(samples: Samples, ctx: Context, action: str) -> torch.Tensor:
     """The samples' latents on the model's device, for a technique that moves them."""
     if samples.latents is None:
         raise ValueError(f"{action} refines latents; these samples have none (invert them first)")
-    return samples.latents.to(ctx.gen.model.device)
+    return samples.latents.to(ctx.gen.creator.device)

@@ -8,7 +8,6 @@ import torch
 
 from artdirector.agents.refiners.base import Context, Refiner
 from artdirector.agents.types import Candidate, Samples
-from artdirector.creators import wrap
 from artdirector.io import atomic_write
 from artdirector.models.checkpoint import checkpoint_kind, load_module, module_class, read_checkpoint
 
@@ -59,7 +58,7 @@ class Finetune(Refiner):
         model = cls(**ckpt["hyper_parameters"])
         if not resumable:
             model.load_state_dict(ckpt["state_dict"])
-        accel = "gpu" if gen.model.device.type == "cuda" else "cpu"
+        accel = "gpu" if gen.device.type == "cuda" else "cpu"
         per_batch = 2 if kind == "gan" else 1  # a GAN's global step counts G's and D's optimiser steps
         trainer = L.Trainer(
             accelerator=accel,
@@ -84,25 +83,21 @@ class Finetune(Refiner):
         ctx.state["finetunes"] = ctx.state.get("finetunes", 0) + 1
         out = ctx.output_dir / "checkpoints" / f"finetune_{ctx.state['finetunes']:02d}.ckpt"
         atomic_write(out, lambda p: trainer.save_checkpoint(p, weights_only=False))  # full state: resumable
-        new_model = load_module(out, kinds=(kind,), map_location=gen.device).eval()
+        new = gen.with_model(load_module(out, kinds=(kind,), map_location=gen.device), out)
         action = ctx.what(f"finetune(steps={steps}")
         if samples.latents is not None or samples.seed is None:
             z = samples.latents if samples.latents is not None else gen.latents(len(samples))
-            images = gen.from_latents(z, model=new_model, labels=samples.labels).images
-            new = samples.derived(images, z.cpu(), action, model=str(out))
+            images = gen.from_latents(z, creator=new, labels=samples.labels).images
+            redrawn = samples.derived(images, z.cpu(), action, model=str(out))
         elif samples.source is not None:  # image-to-image: the same edit of the same input, new weights
-            images = gen.sdedit(
-                samples.source, samples.labels, samples.seed, model=new_model, **samples.options
-            )
-            new = samples.derived(images, None, action, model=str(out))
+            images = gen.sdedit(samples.source, samples.labels, samples.seed, creator=new, **samples.options)
+            redrawn = samples.derived(images, None, action, model=str(out))
         else:  # the same seeds, labels and options through the new weights
-            d = wrap(new_model, out).sample(
-                len(samples), samples.labels, seed=samples.seed, **samples.options
-            )
-            new = samples.derived(d.images, None, action, model=str(out), options=d.options)
+            d = new.sample(len(samples), samples.labels, seed=samples.seed, **samples.options)
+            redrawn = samples.derived(d.images, None, action, model=str(out), options=d.options)
         return Candidate(
-            new,
-            model=new_model,
+            redrawn,
+            creator=new,
             model_path=str(out),
             paired=samples.latents is not None or samples.seed is not None,
         )

@@ -4,10 +4,7 @@ input."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-from typing import Any
 
 import torch
 
@@ -15,22 +12,8 @@ from artdirector.agents.refiners.base import Context, SamplesRefiner, need_laten
 from artdirector.agents.types import Samples
 
 
-def _labels(samples: Samples, model: Any) -> torch.Tensor | None:
-    return None if samples.labels is None else samples.labels.to(model.device)
-
-
-@contextlib.contextmanager
-def _latent_gradients_only(model: Any) -> Iterator[None]:
-    """The latent steps differentiate d(G(z)) with respect to z alone: the creator's weights are frozen
-    meanwhile, so that no backward pass computes (and throws away) gradients for them."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+def _labels(samples: Samples, ctx: Context) -> torch.Tensor | None:
+    return None if samples.labels is None else samples.labels.to(ctx.gen.creator.device)
 
 
 class Langevin(SamplesRefiner):
@@ -46,22 +29,22 @@ class Langevin(SamplesRefiner):
         self, samples: Samples, ctx: Context, steps: int = 30, step_size: float = 0.01, noise: float = 1.0
     ) -> Samples:
         z = need_latents(samples, ctx, "langevin").clone()
-        m = ctx.gen.model
-        y = _labels(samples, m)
-        with _latent_gradients_only(m):
+        c = ctx.gen.creator
+        y = _labels(samples, ctx)
+        with c.frozen():  # d(G(z)) is differentiated with respect to z alone
             for i in range(steps):
                 if ctx.out_of_time():
                     ctx.stopped(i, steps, "steps")
                     break
                 z.requires_grad_(True)
-                energy = 0.5 * z.pow(2).sum(1) - m.discriminate(m.generate(z, y), y)
+                energy = 0.5 * z.pow(2).sum(1) - c.critic(c.decode(z, y), y)
                 (grad,) = torch.autograd.grad(energy.sum(), z)
                 with torch.no_grad():
                     eta = torch.randn(z.shape, generator=ctx.gen.generator).to(z.device)
                     z = z - 0.5 * step_size * grad + noise * math.sqrt(step_size) * eta
         z = z.detach()
         return samples.derived(
-            m.sample(z=z, labels=y).cpu(),
+            c.from_latents(z, y),
             z.cpu(),
             ctx.what(f"langevin(steps={steps}, step_size={step_size}"),
         )
@@ -88,23 +71,23 @@ class DOT(SamplesRefiner):
         self, samples: Samples, ctx: Context, steps: int = 30, lr: float = 0.01, k_pairs: int = 500
     ) -> Samples:
         z0 = need_latents(samples, ctx, "dot")
-        m = ctx.gen.model
-        y = _labels(samples, m)
+        c = ctx.gen.creator
+        y = _labels(samples, ctx)
         with torch.no_grad():
             a, b = ctx.gen.latents(k_pairs).to(z0.device), ctx.gen.latents(k_pairs).to(z0.device)
             yk = None if y is None else y[torch.arange(k_pairs) % len(y)]  # pairs share a class
-            da, db = m.discriminate(m.generate(a, yk), yk), m.discriminate(m.generate(b, yk), yk)
+            da, db = c.critic(c.decode(a, yk), yk), c.critic(c.decode(b, yk), yk)
             k_eff = max(float(((da - db).abs() / (a - b).norm(dim=1)).max()), 1e-6)
         z = z0.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         best_z, best_x = z0.clone(), None
         best = torch.full((z0.shape[0],), math.inf, device=z0.device)
-        with _latent_gradients_only(m):
+        with c.frozen():  # the objective is differentiated with respect to z alone
             for i in range(steps + 1):  # the objective at z0, at each step, and at the last iterate
                 last = i == steps or ctx.out_of_time()
                 with torch.set_grad_enabled(not last):
-                    x = m.generate(z, y)
-                    objective = (z - z0).norm(dim=1) - m.discriminate(x, y) / k_eff
+                    x = c.decode(z, y)
+                    objective = (z - z0).norm(dim=1) - c.critic(x, y) / k_eff
                 with torch.no_grad():
                     better = objective < best
                     best = torch.where(better, objective, best)
