@@ -179,6 +179,7 @@ def run_original(args) -> dict | None:
     script = Path(__file__).with_name("tf_dcgan_original.py")
     cmd = [python, str(script), "--batch-size", str(args.batch_size), "--warmup", str(args.warmup)]
     cmd += ["--steps", str(args.steps), "--threads", str(torch.get_num_threads())]
+    cmd += ["--precision", args.precision]  # the original in the same precision as the PyTorch rows
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         reason = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"

@@ -6,6 +6,11 @@ share a process; it prints one JSON line with the measured images/s. Needs ``pip
 (the ``[tf]`` extra), never a dependency of the package.
 
     python scripts/tf_dcgan_original.py --batch-size 256 --warmup 3 --steps 20 --threads 2
+    python scripts/tf_dcgan_original.py --precision bf16-mixed   # Keras' mixed_bfloat16 policy
+
+``--precision`` takes the PyTorch rows' names: ``bf16-mixed`` sets Keras' ``mixed_bfloat16`` global policy
+(layers compute in bfloat16, variables stay float32), the counterpart of Lightning's bf16 autocast, so that a
+mixed-precision row is compared with the original in mixed precision too.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=0, help="intra/inter-op threads (0: TensorFlow's default)")
+    p.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"])
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -31,6 +37,9 @@ def main() -> None:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     tf.random.set_seed(0)
+    policy = {"bf16-mixed": "mixed_bfloat16", "16-mixed": "mixed_float16"}.get(args.precision)
+    if policy:
+        tf.keras.mixed_precision.set_global_policy(policy)
 
     def make_generator_model():
         model = tf.keras.Sequential()
@@ -111,6 +120,7 @@ def main() -> None:
         json.dumps(
             {
                 "images_per_s": args.steps * batch / seconds,
+                "precision": args.precision,
                 "tensorflow": tf.__version__,
                 "keras": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
             }
