@@ -40,6 +40,20 @@ class TrainingSamples(Protocol):
     def fixed_samples(self) -> torch.Tensor: ...
 
 
+def from_spec(spec: Any, *args: Any) -> Any:
+    """A Hydra partial config (``_partial_: true``) or a callable, called with ``args``: how every module turns
+    its optimiser and scheduler configs into objects (``from_spec(optimizer, params)``)."""
+    return instantiate(spec)(*args) if isinstance(spec, Mapping) else spec(*args)
+
+
+def optimizer_per_epoch(parameters: Any, optimizer: Any, scheduler: Any = None) -> Any:
+    """``configure_optimizers``' answer for an optimiser and an optional scheduler stepped once an epoch."""
+    opt = from_spec(optimizer, parameters)
+    if scheduler is None:
+        return opt
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": from_spec(scheduler, opt), "interval": "epoch"}}
+
+
 def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
     """n class labels taking the classes in turn (0, 1, ..., C-1, 0, ...): what a conditional creator
     draws when asked for images without a condition."""

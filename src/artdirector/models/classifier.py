@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from artdirector.io import atomic_write
-from artdirector.models.base import build_module, plain
+from artdirector.models.base import build_module, optimizer_per_epoch, plain
 from artdirector.models.checkpoint import KIND_KEY, CheckpointError, checkpoint_kind
 
 log = logging.getLogger(__name__)
@@ -73,18 +73,7 @@ class ClassifierModule(L.LightningModule):
             self.best = (acc, self.current_epoch + 1, state)
 
     def configure_optimizers(self):
-        from hydra.utils import instantiate
-
-        opt_spec, sched_spec = self._specs
-        opt = (
-            instantiate(opt_spec)(self.parameters())
-            if isinstance(opt_spec, dict)
-            else opt_spec(self.parameters())
-        )
-        if sched_spec is None:
-            return opt
-        sched = instantiate(sched_spec)(opt) if isinstance(sched_spec, dict) else sched_spec(opt)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return optimizer_per_epoch(self.parameters(), *self._specs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KIND_KEY] = "classifier"

@@ -22,7 +22,6 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
-from hydra.utils import instantiate
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -33,6 +32,7 @@ from artdirector.models.base import (
     balanced_labels,
     build_module,
     ema_with_warmup,
+    from_spec,
     last_good_checkpoint,
     plain,
 )
@@ -188,12 +188,7 @@ class DiffusionModule(ExactResume, L.LightningModule):
 
     # ---- training --------------------------------------------------------------------------------
     def configure_optimizers(self):
-        spec = self._optimizer_spec
-        opt = (
-            instantiate(spec)(self.backbone.parameters())
-            if isinstance(spec, Mapping)
-            else spec(self.backbone.parameters())
-        )
+        opt = from_spec(self._optimizer_spec, self.backbone.parameters())
         warm = max(1, self.warmup_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -10,13 +10,13 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import nn
 
 from artdirector.errors import ConfigError
 from artdirector.models.base import (
     ExactResume,
     NonFiniteLossError,
+    from_spec,
     last_good_checkpoint,
     plain,
 )
@@ -114,11 +114,8 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
 
     # ---- training -------------------------------------------------------------------------------
     def configure_optimizers(self):
-        def make(spec: Any, params) -> torch.optim.Optimizer:
-            return instantiate(spec)(params) if isinstance(spec, Mapping) else spec(params)
-
-        opt_g = make(self._optimizer_specs[0], self.generator.parameters())
-        opt_d = make(self._optimizer_specs[1], self.discriminator.parameters())
+        opt_g = from_spec(self._optimizer_specs[0], self.generator.parameters())
+        opt_d = from_spec(self._optimizer_specs[1], self.discriminator.parameters())
         return opt_g, opt_d
 
     def _ensure_finite(self, name: str, loss: torch.Tensor) -> None:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from artdirector.io import atomic_write
-from artdirector.models.base import build_module, plain
+from artdirector.models.base import build_module, optimizer_per_epoch, plain
 from artdirector.models.checkpoint import KIND_KEY, CheckpointError, checkpoint_kind
 from artdirector.models.superres import bicubic, degrade
 
@@ -82,18 +82,7 @@ class SRModule(L.LightningModule):
         self._evaluate(batch, "test")
 
     def configure_optimizers(self):
-        from hydra.utils import instantiate
-
-        opt_spec, sched_spec = self._specs
-        opt = (
-            instantiate(opt_spec)(self.parameters())
-            if isinstance(opt_spec, dict)
-            else opt_spec(self.parameters())
-        )
-        if sched_spec is None:
-            return opt
-        sched = instantiate(sched_spec)(opt) if isinstance(sched_spec, dict) else sched_spec(opt)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return optimizer_per_epoch(self.parameters(), *self._specs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KIND_KEY] = self.kind
