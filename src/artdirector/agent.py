@@ -132,14 +132,8 @@ def class_predictor(evaluator, device):
     return predict
 
 
-def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
-    """Wire the agents, the policy and the Director from config; also the request and its input."""
-    from artdirector.agents import Director, EvaluationAgent, GenerationAgent, RefinementAgent, load_input
-    from artdirector.agents.store import MemoryPrior
-    from artdirector.creators import zoo_checkpoints
-    from artdirector.data.agent import card_summary, run_data_agent
-    from artdirector.evaluation.copying import copy_check
-
+def _check_settings(cfg: DictConfig) -> None:
+    """The agent's numeric settings, each refused in one line when out of range."""
     check_settings(
         cfg,
         {
@@ -154,10 +148,12 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
             "decision.z": (at_least(0), "a number of standard errors >= 0"),
         },
     )
-    device = resolve_device(cfg.device)
-    request = interpret(cfg.request, has_input=cfg.get("input") is not None)
-    finish = finish_actions(cfg, request)
-    log.info("request %r: %s", request.text, request.understood)
+
+
+def _creator_paths(cfg: DictConfig) -> list:
+    """The checkpoints to route among: ``ckpt=`` (one or a list), or every creator the package ships."""
+    from artdirector.creators import zoo_checkpoints
+
     if cfg.ckpt is None:  # straight after install: every creator the package ships, routed by its card
         ckpts = zoo_checkpoints()
         log.info(
@@ -166,6 +162,13 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         )
     else:
         ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
+    return ckpts
+
+
+def _generation_agent(cfg: DictConfig, ckpts: list, device, request: Request):
+    """The Generation Agent: the creator routed from ``ckpts`` by the config's constraints."""
+    from artdirector.agents import GenerationAgent
+
     generation = GenerationAgent(
         ckpts,
         device=device,
@@ -182,19 +185,13 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         strength=cfg.get("strength", 0.5),
     )
     log.info("creator: %s", generation.why)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    classes = request.classes
-    output_dir = Path(cfg.paths.output_dir)
-    selection = instantiate(cfg.evaluator).to(device)
-    # the Data Agent first (the cached card, or built now): its summary and its warnings go into the trace
-    card = run_data_agent(cfg, datamodule, selection)
-    if card is not None and classes and not card["has_labels"]:
-        raise ConfigError(
-            f"the request asks for classes {list(classes)} but {card['dataset']} has no labels (a flat image "
-            "folder): put the images in one subfolder per class, or ask without classes"
-        )
+    return generation
+
+
+def _data_entry(cfg: DictConfig, card, classes) -> dict | None:
+    """The data card's summary for the trace, with the report split's warnings for this request."""
+    from artdirector.data.agent import card_summary
+
     data_entry = card_summary(card)
     if data_entry is not None:
         data_entry["warnings"] = data_entry["warnings"] + report_split_warnings(
@@ -202,6 +199,13 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         )
         for w in data_entry["warnings"][len(card.get("warnings", [])) :]:
             log.warning("data: %s", w)
+    return data_entry
+
+
+def _references(cfg: DictConfig, datamodule, selection, classes):
+    """Set the selection evaluator's reference and make the report split's; the real images of the floors.
+    Decisions read the selection split and the verdict the report split, at equal reference n; a class request
+    is judged against real images of those classes only (class-conditional FID)."""
     if not classes:
         # decisions against the selection split, the verdict against the report split, at equal reference n
         n_ref = min(cfg.n_real, datamodule.num_images("selection"), datamodule.num_images("report"))
@@ -220,6 +224,38 @@ def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
         report.set_reference(rep_x[:n_ref], dataset=name, split="report", progress=True)
         floor_images, _ = datamodule.labelled("train", 3 * cfg.n, classes=classes)
         log.info("class request %s: references of %d real images of those classes per split", classes, n_ref)
+    return report, floor_images
+
+
+def build(cfg: DictConfig) -> tuple[Director, Request, Samples | None]:
+    """Wire the agents, the policy and the Director from config; also the request and its input."""
+    from artdirector.agents import Director, EvaluationAgent, RefinementAgent, load_input
+    from artdirector.agents.store import MemoryPrior
+    from artdirector.data.agent import run_data_agent
+    from artdirector.evaluation.copying import copy_check
+
+    _check_settings(cfg)
+    device = resolve_device(cfg.device)
+    request = interpret(cfg.request, has_input=cfg.get("input") is not None)
+    finish = finish_actions(cfg, request)
+    log.info("request %r: %s", request.text, request.understood)
+    ckpts = _creator_paths(cfg)
+    generation = _generation_agent(cfg, ckpts, device, request)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    classes = request.classes
+    output_dir = Path(cfg.paths.output_dir)
+    selection = instantiate(cfg.evaluator).to(device)
+    # the Data Agent first (the cached card, or built now): its summary and its warnings go into the trace
+    card = run_data_agent(cfg, datamodule, selection)
+    if card is not None and classes and not card["has_labels"]:
+        raise ConfigError(
+            f"the request asks for classes {list(classes)} but {card['dataset']} has no labels (a flat image "
+            "folder): put the images in one subfolder per class, or ask without classes"
+        )
+    data_entry = _data_entry(cfg, card, classes)
+    report, floor_images = _references(cfg, datamodule, selection, classes)
     # DRS calibrates on real images the discriminator never trained on (Azadi et al.): the selection split,
     # with their labels for a class-conditional critic
     calibration, calibration_labels = datamodule.labelled(
