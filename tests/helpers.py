@@ -171,3 +171,23 @@ def save_checkpoint(model, path: Path) -> Path:
     trainer.strategy.connect(model)
     trainer.save_checkpoint(path)
     return path
+
+
+def straight_and_resumed(make_cfg, overrides: list[str], tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The exact-resume experiment: train 2 epochs straight, and 1 epoch then resumed to 2 from its
+    ``last.ckpt``. Returns the ``last.ckpt`` of the straight, first and resumed runs."""
+    from artdirector.train import train
+
+    train(make_cfg("train", [*overrides, "trainer.max_epochs=2"], out=tmp_path / "straight"))
+    train(make_cfg("train", [*overrides, "trainer.max_epochs=1"], out=tmp_path / "first"))
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(
+        make_cfg(
+            "train", [*overrides, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"
+        )
+    )
+    return (
+        tmp_path / "straight" / "checkpoints" / "last.ckpt",
+        first,
+        tmp_path / "resumed" / "checkpoints" / "last.ckpt",
+    )

@@ -19,7 +19,7 @@ from omegaconf import open_dict
 from artdirector.data import DatasetUnavailableError
 from artdirector.models.gan import NonFiniteLossError
 from artdirector.train import train
-from helpers import TINY, TINY_MODEL, run_script
+from helpers import TINY, TINY_MODEL, run_script, straight_and_resumed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,12 +84,8 @@ def test_same_seed_same_weights(make_cfg, tmp_path) -> None:
 
 def test_resume_is_exact(make_cfg, tmp_path) -> None:
     base = [*TINY_MODEL, "data=mnist5k", "data.limit_train=128", "data.batch_size=32", "seed=3"]
-    train(make_cfg("train", [*base, "trainer.max_epochs=2"], out=tmp_path / "straight"))
-    train(make_cfg("train", [*base, "trainer.max_epochs=1"], out=tmp_path / "first"))
-    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    train(make_cfg("train", [*base, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"))
-    straight = _weights(tmp_path / "straight" / "checkpoints" / "last.ckpt")
-    resumed = _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    straight_ckpt, first, resumed_ckpt = straight_and_resumed(make_cfg, base, tmp_path)
+    straight, resumed = _weights(straight_ckpt), _weights(resumed_ckpt)
     once = _weights(first)
     assert not all(torch.equal(once[k], straight[k]) for k in straight)  # the second epoch did something
     for k in straight:

@@ -17,7 +17,7 @@ from artdirector.models.checkpoint import load_module, read_checkpoint
 from artdirector.models.diffusion import DiffusionModule
 from artdirector.models.gan import GANModule
 from artdirector.train import train
-from helpers import TINY, TINY_DIT, TINY_MODEL, TINY_UNET, build_model, save_checkpoint
+from helpers import TINY, TINY_DIT, TINY_MODEL, TINY_UNET, build_model, save_checkpoint, straight_and_resumed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -177,12 +177,9 @@ def test_training_step_drops_labels_to_the_null_class(make_cfg, monkeypatch) -> 
 @pytest.mark.parametrize("tiny", [TINY_UNET, TINY_DIT], ids=["ddpm", "dit"])
 def test_diffusion_trains_resumes_exactly_and_rebuilds(make_cfg, tmp_path, tiny) -> None:
     base = [*tiny, *TINY_DIFFUSION_RUN, "seed=3"]
-    train(make_cfg("train", [*base, "trainer.max_epochs=2"], out=tmp_path / "straight"))
-    train(make_cfg("train", [*base, "trainer.max_epochs=1"], out=tmp_path / "first"))
-    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    train(make_cfg("train", [*base, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"))
-    straight = read_checkpoint(tmp_path / "straight" / "checkpoints" / "last.ckpt")["state_dict"]
-    resumed = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.ckpt")["state_dict"]
+    straight_ckpt, _, resumed_ckpt = straight_and_resumed(make_cfg, base, tmp_path)
+    straight = read_checkpoint(straight_ckpt)["state_dict"]
+    resumed = read_checkpoint(resumed_ckpt)["state_dict"]
     assert any(k.startswith("ema.") for k in straight)
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k

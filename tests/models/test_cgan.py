@@ -11,8 +11,7 @@ from hydra.utils import instantiate
 from artdirector.models.gan import GANModule
 from artdirector.models.nets import CBNGenerator, SNProjectionDiscriminator
 from artdirector.models.nets.sngan import ConditionalBatchNorm2d
-from artdirector.train import train
-from helpers import TINY_MODEL
+from helpers import TINY_MODEL, straight_and_resumed
 
 CGAN = [
     "model=cgan",
@@ -100,17 +99,12 @@ def test_bad_loss_and_decay_are_clear_errors(make_cfg) -> None:
 
 def test_cgan_trains_and_resumes_exactly_with_its_average(make_cfg, tmp_path) -> None:
     base = [*CGAN, "seed=5", "callbacks.fid.every_n_epochs=5"]
-    train(make_cfg("train", [*base, "trainer.max_epochs=2"], out=tmp_path / "straight"))
-    train(make_cfg("train", [*base, "trainer.max_epochs=1"], out=tmp_path / "first"))
-    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    train(make_cfg("train", [*base, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"))
-
-    def weights(name: str) -> dict[str, torch.Tensor]:
-        ckpt = tmp_path / name / "checkpoints" / "last.ckpt"
-        return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-
-    straight, resumed = weights("straight"), weights("resumed")
+    straight_ckpt, _, resumed_ckpt = straight_and_resumed(make_cfg, base, tmp_path)
+    straight, resumed = (
+        torch.load(c, map_location="cpu", weights_only=True)["state_dict"]
+        for c in (straight_ckpt, resumed_ckpt)
+    )
     assert any(k.startswith("ema.") for k in straight)  # the average is in the checkpoint
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    rebuilt = GANModule.from_checkpoint(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    rebuilt = GANModule.from_checkpoint(straight_ckpt)
     assert rebuilt.ema is not None and rebuilt.num_classes == 10

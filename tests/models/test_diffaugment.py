@@ -16,7 +16,7 @@ from artdirector.errors import ConfigError
 from artdirector.models.diffaugment import POLICIES, diff_augment, parse_policy
 from artdirector.models.gan import GANModule
 from artdirector.train import train
-from helpers import TINY, TINY_MODEL
+from helpers import TINY, TINY_MODEL, straight_and_resumed
 
 
 def _batch(n: int = 8, c: int = 1, size: int = 28, seed: int = 0) -> torch.Tensor:
@@ -202,16 +202,11 @@ def test_debug_fdr_on_fake_data_uses_the_quick_card(make_cfg, tmp_path) -> None:
 def test_resume_with_diffaugment_is_exact(make_cfg, tmp_path) -> None:
     """The augmentations come from torch's RNG, whose state the checkpoint carries: 1 + 1 epochs = 2."""
     base = [*TINY, "model.diffaugment='color,translation,cutout'", "seed=3", "callbacks.fid.every_n_epochs=5"]
-    train(make_cfg("train", [*base, "trainer.max_epochs=2"], out=tmp_path / "straight"))
-    train(make_cfg("train", [*base, "trainer.max_epochs=1"], out=tmp_path / "first"))
-    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    train(make_cfg("train", [*base, "trainer.max_epochs=2", f"ckpt_path={first}"], out=tmp_path / "resumed"))
-
-    def weights(name: str) -> dict[str, torch.Tensor]:
-        ckpt = tmp_path / name / "checkpoints" / "last.ckpt"
-        return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-
-    straight, resumed = weights("straight"), weights("resumed")
+    straight_ckpt, _, resumed_ckpt = straight_and_resumed(make_cfg, base, tmp_path)
+    straight, resumed = (
+        torch.load(c, map_location="cpu", weights_only=False)["state_dict"]
+        for c in (straight_ckpt, resumed_ckpt)
+    )
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
