@@ -42,6 +42,18 @@ TINY_MODEL = [
 # ... and on 128 fake images.
 TINY = ["data=fake", "data.n_train=128", "data.n_report=64", "data.batch_size=32", *TINY_MODEL]
 
+# The zoo's conditional GAN recipe (model=cgan), as tiny.
+TINY_CGAN = [
+    "model=cgan",
+    "data=fake",
+    "data.n_train=128",
+    "data.n_report=64",
+    "data.batch_size=32",
+    *[o for o in TINY_MODEL if "base_channels" not in o],
+    "model.generator.base_channels=8",
+    "model.discriminator.base_channels=8",
+]
+
 # A tiny classifier run: a checkpoint of the wrong kind for the GAN-only entry points.
 TINY_CLASSIFIER = [
     "model=classifier",
@@ -191,3 +203,23 @@ def straight_and_resumed(make_cfg, overrides: list[str], tmp_path: Path) -> tupl
         first,
         tmp_path / "resumed" / "checkpoints" / "last.ckpt",
     )
+
+
+def fit_steps(model, datamodule, steps: int = 2, callbacks=()):
+    """``steps`` optimiser steps of ``model`` on the CPU with ``callbacks`` and nothing else (no logger,
+    checkpoints, validation or progress bar); the trainer, for its callback metrics. A GAN steps twice per
+    batch."""
+    import lightning as L
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return trainer

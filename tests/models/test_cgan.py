@@ -11,18 +11,9 @@ from hydra.utils import instantiate
 from artdirector.models.gan import GANModule
 from artdirector.models.nets import CBNGenerator, SNProjectionDiscriminator
 from artdirector.models.nets.sngan import ConditionalBatchNorm2d
-from helpers import TINY_MODEL, straight_and_resumed
+from helpers import TINY_CGAN, straight_and_resumed
 
-CGAN = [
-    "model=cgan",
-    "data=fake",
-    "data.n_train=128",
-    "data.n_report=64",
-    "data.batch_size=32",
-    *[o for o in TINY_MODEL if "base_channels" not in o],
-    "model.generator.base_channels=8",
-    "model.discriminator.base_channels=8",
-]
+CGAN = TINY_CGAN
 
 
 def _model(make_cfg, *overrides: str) -> GANModule:

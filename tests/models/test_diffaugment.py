@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -16,7 +15,7 @@ from artdirector.errors import ConfigError
 from artdirector.models.diffaugment import POLICIES, diff_augment, parse_policy
 from artdirector.models.gan import GANModule
 from artdirector.train import train
-from helpers import TINY, TINY_MODEL, straight_and_resumed
+from helpers import TINY, TINY_MODEL, fit_steps, straight_and_resumed
 
 
 def _batch(n: int = 8, c: int = 1, size: int = 28, seed: int = 0) -> torch.Tensor:
@@ -125,17 +124,7 @@ def test_the_gan_module_augments_real_and_fake_in_both_steps(make_cfg) -> None:
         model.discriminator.register_forward_pre_hook(
             lambda _m, args, seen=seen: seen.append(args[0].detach())
         )
-        trainer = L.Trainer(
-            accelerator="cpu",
-            max_steps=2,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-        )
-        dm = instantiate(cfg.data)
-        trainer.fit(model, datamodule=dm)
+        fit_steps(model, instantiate(cfg.data), steps=2)
         assert len(seen) == d_calls
         for x in seen:  # every D input carries zeroed squares (cutout) in every image
             assert ((x == 0).flatten(1).sum(1) > 0).all()

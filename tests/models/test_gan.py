@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 
 from artdirector.models.checkpoint import CheckpointError
 from artdirector.models.gan import GANModule
-from helpers import TINY
+from helpers import TINY, fit_steps
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -63,27 +63,13 @@ class _StepSpy(L.Callback):
             opt.register_step_post_hook(post)
 
 
-def _fit_steps(model, dm, max_steps: int, callbacks=()) -> L.Trainer:
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=max_steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-    )
-    trainer.fit(model, datamodule=dm)
-    return trainer
-
-
 def test_alternating_step_updates_d_then_g_and_only_the_intended_net(make_cfg) -> None:
     cfg = make_cfg("train", [*TINY, "model.update_rule=alternating"])
     model = instantiate(cfg.model, _recursive_=False)
     dm = instantiate(cfg.data)
     g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
     spy = _StepSpy()
-    trainer = _fit_steps(model, dm, 2, [spy])
+    trainer = fit_steps(model, dm, 2, [spy])
     # one batch = D step then G step; each changes only its own network, with no grads on the other
     assert spy.steps == [("D", False, True, False), ("G", True, False, False)]
     assert _changed(g0, model.generator) and _changed(d0, model.discriminator)
@@ -121,7 +107,7 @@ def test_simultaneous_step_gradients_equal_one_forward_pass_by_hand(make_cfg) ->
     model = instantiate(cfg.model, _recursive_=False)
     g_net, d_net = copy.deepcopy(model.generator), copy.deepcopy(model.discriminator)
     rec = _GradRecorder()
-    _fit_steps(model, instantiate(cfg.data), 2, [rec])  # 2 optimiser steps = one batch
+    fit_steps(model, instantiate(cfg.data), 2, [rec])  # 2 optimiser steps = one batch
     assert set(rec.grads) == {"G", "D"}
     # by hand, from the same RNG state: z, G(z), D(x), D(G(z)) in that order, both losses, two tapes
     g_net.load_state_dict(rec.g0)

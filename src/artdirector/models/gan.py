@@ -23,6 +23,8 @@ from artdirector.models.base import (
 from artdirector.models.checkpoint import read_checkpoint
 from artdirector.models.diffaugment import diff_augment, parse_policy
 from artdirector.models.gan_sampling import GANSampling, gan_hyperparameters
+from artdirector.models.mode_seeking import SPACES as MODE_SEEKING_SPACES
+from artdirector.models.mode_seeking import mode_seeking_loss
 
 UPDATE_RULES = ("simultaneous", "alternating")
 LOSSES = ("bce", "hinge")
@@ -67,6 +69,11 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
             (:mod:`artdirector.models.diffaugment`): ``""`` off (the seed's), e.g. ``"color,translation,cutout"``;
             ``"auto"`` is decided by ``train()`` from the data card and is off when the module is built
             without it.
+        mode_seeking: weight of the mode-seeking term in G's loss (:mod:`artdirector.models.mode_seeking`,
+            Mao et al. 2019): a second latent for half the batch, same labels, and a penalty on images that do
+            not move with their latent; 0 (the seed's) off.
+        mode_seeking_space: where that term measures distance: ``pixels`` (the paper's) or ``critic`` (the
+            discriminator's pooled features; the discriminator must have ``features(x)``).
     """
 
     kind = "gan"
@@ -83,6 +90,8 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         diffaugment: str = "",
         loss: str = "bce",
         ema_decay: float = 0.0,
+        mode_seeking: float = 0.0,
+        mode_seeking_space: str = "pixels",
     ) -> None:
         super().__init__()
         if update_rule not in UPDATE_RULES:
@@ -93,7 +102,15 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
             raise ConfigError(f"model.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if not 0 <= ema_decay < 1:
             raise ConfigError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
+        if mode_seeking < 0:
+            raise ConfigError(f"model.mode_seeking is a loss weight >= 0 (0: off), got {mode_seeking}")
+        if mode_seeking_space not in MODE_SEEKING_SPACES:
+            raise ConfigError(
+                f"model.mode_seeking_space must be one of {', '.join(MODE_SEEKING_SPACES)}, "
+                f"got {mode_seeking_space!r}"
+            )
         self.update_rule, self.loss = update_rule, loss
+        self.mode_seeking, self.mode_seeking_space = float(mode_seeking), mode_seeking_space
         self.diffaugment = diffaugment_policy(diffaugment)
         self.automatic_optimization = False
         generator, discriminator = plain(generator), plain(discriminator)
@@ -110,6 +127,15 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         ]
         self.save_hyperparameters(ignore=injected)
         self.build_nets(generator, discriminator, ema_decay, n_fixed_noise, fixed_noise_seed)
+        if (
+            self.mode_seeking
+            and mode_seeking_space == "critic"
+            and not hasattr(self.discriminator, "features")
+        ):
+            raise ConfigError(
+                f"model.mode_seeking_space=critic needs a discriminator with features(x); "
+                f"{type(self.discriminator).__name__} has none: use mode_seeking_space=pixels"
+            )
         self._optimizer_specs = (optimizer_g, optimizer_d)
 
     # ---- training -------------------------------------------------------------------------------
@@ -153,10 +179,8 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         opt_g, opt_d = self.optimizers()
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device, dtype=real.dtype)
         fake = self._g(z, y)
-        if self.update_rule == "simultaneous":
-            d_real, d_fake, d_loss, g_loss = self._simultaneous_step(real, fake, opt_g, opt_d, y)
-        else:
-            d_real, d_fake, d_loss, g_loss = self._alternating_step(real, fake, opt_g, opt_d, y)
+        step = self._simultaneous_step if self.update_rule == "simultaneous" else self._alternating_step
+        d_real, d_fake, d_loss, g_loss = step(real, fake, opt_g, opt_d, y, z)
         self.log_dict(
             {
                 "train/d_loss": d_loss.detach(),
@@ -175,13 +199,27 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         """DiffAugment before D (the identity, drawing no random numbers, when it is off)."""
         return diff_augment(x, self.diffaugment) if self.diffaugment else x
 
-    def _simultaneous_step(self, real, fake, opt_g, opt_d, y=None):
+    def _mode_seeking_term(self, fake: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The weighted mode-seeking term for G's loss (a zero, drawing nothing, when it is off): the first
+        half of the batch against images of the same labels from fresh latents."""
+        if not self.mode_seeking or z is None or fake.shape[0] < 2:
+            return fake.new_zeros(())
+        h = fake.shape[0] // 2
+        z2 = torch.randn_like(z[:h])
+        other = self._g(z2, y[:h] if y is not None else None)
+        embed = self.discriminator.features if self.mode_seeking_space == "critic" else None
+        term = mode_seeking_loss(fake[:h], other, z[:h], z2, embed)
+        self.log("train/mode_seeking", term.detach(), on_step=False, on_epoch=True, batch_size=fake.shape[0])
+        return self.mode_seeking * term
+
+    def _simultaneous_step(self, real, fake, opt_g, opt_d, y=None, z=None):
         """Both losses from one forward pass; both gradients taken before either optimiser steps. With
         DiffAugment, D sees augmented real and fake images, and both losses come from those outputs (G's
         gradient flows back through the augmentation)."""
         d_real = self._d(self._augment(real), y)
         d_fake = self._d(self._augment(fake), y)
-        d_loss, g_loss = self._d_loss(d_real, d_fake), self._g_loss(d_fake)
+        d_loss = self._d_loss(d_real, d_fake)
+        g_loss = self._g_loss(d_fake) + self._mode_seeking_term(fake, z, y)
         self._ensure_finite("train/d_loss", d_loss)
         self._ensure_finite("train/g_loss", g_loss)
         opt_g.zero_grad(set_to_none=True)
@@ -220,7 +258,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         for g, reduced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
             g.copy_(reduced)
 
-    def _alternating_step(self, real, fake, opt_g, opt_d, y=None):
+    def _alternating_step(self, real, fake, opt_g, opt_d, y=None, z=None):
         """D steps on ``fake.detach()``; then G steps through the just-updated D. With DiffAugment, every
         D pass sees freshly augmented images (real and fake in the D step, fake in the G step)."""
         with self.toggled_optimizer(opt_d):
@@ -232,7 +270,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
             self.manual_backward(d_loss)
             opt_d.step()
         with self.toggled_optimizer(opt_g):
-            g_loss = self._g_loss(self._d(self._augment(fake), y))
+            g_loss = self._g_loss(self._d(self._augment(fake), y)) + self._mode_seeking_term(fake, z, y)
             self._ensure_finite("train/g_loss", g_loss)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)

@@ -113,11 +113,15 @@ class SNProjectionDiscriminator(nn.Module):
         self.head = spectral_norm(nn.Linear(4 * c, 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, 4 * c))
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features (N, 4 * base_channels) that the head and the projection read."""
         if x.shape[1:] != (self.channels, 28, 28):
             raise ValueError(f"Discriminator expects (N, {self.channels}, 28, 28), got {tuple(x.shape)}")
         h = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
             h = F.leaky_relu(conv(h), self.slope)
-        h = h.sum(dim=(2, 3))
+        return h.sum(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
         return self.head(h).squeeze(1) + (self.embed(labels.long()) * h).sum(1)
