@@ -223,3 +223,13 @@ def fit_steps(model, datamodule, steps: int = 2, callbacks=()):
     )
     trainer.fit(model, datamodule=datamodule)
     return trainer
+
+
+def load_script(name: str, as_name: str | None = None):
+    """``scripts/<name>.py`` imported as a module (under ``as_name``, default ``name``), for its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(as_name or name, REPO / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

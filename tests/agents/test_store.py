@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import importlib.util
 import io
 import json
 import sqlite3
@@ -18,6 +17,7 @@ import pytest
 from artdirector.agents import BanditPolicy, Memory, State, Step, Stop, ThresholdPolicy
 from artdirector.agents.store import MemoryPrior, RunStore, StoreError, remember, trace_rows
 from artdirector.runtime import ZOO_DIR
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src" / "artdirector" / "agents" / "trace_schema.json").read_text())
@@ -510,10 +510,7 @@ def test_memory_false_turns_it_off(tmp_path) -> None:
 # ---- scripts/memory.py --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("memory_cli", REPO / "scripts" / "memory.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    return load_script("memory", "memory_cli").main
 
 
 def _exit(cli, capsys, *argv: str) -> tuple[int, str, str]:

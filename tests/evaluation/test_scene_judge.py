@@ -8,7 +8,6 @@ canvas at the end."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -21,16 +20,9 @@ from artdirector.evaluation.scene_judge import SETTINGS, SceneJudge, components,
 from artdirector.io import file_sha256
 from artdirector.prompts import parse
 from artdirector.scenes.canvas import blank, paste
-from helpers import real_mnist5k
+from helpers import load_script, real_mnist5k
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +165,7 @@ def test_a_prompt_of_both_datasets_reads_each_object_with_both_judges(digits):
 # ---- the false-accept benchmark -----------------------------------------------------------------------------
 def test_the_false_accept_bench_corrupts_every_canvas(tmp_path, digits, judge):
 
-    fa = _script("bench_false_accept")
+    fa = load_script("bench_false_accept")
 
     class Blind:  # a detector that finds nothing: the verifier never passes
         def detect(self, canvases, threshold=0.3):
@@ -202,7 +194,7 @@ def test_the_false_accept_bench_corrupts_every_canvas(tmp_path, digits, judge):
 
 # ---- the prompt benchmark's judge columns ---------------------------------------------------------------
 def test_the_prompt_table_reports_the_judge_and_the_gap():
-    bench = _script("bench_prompts")
+    bench = load_script("bench_prompts")
 
     def rec(i, verifier, judge):
         run = {"passed": verifier, "judge_passed": judge, "seconds": 0.1, "reasons": []}
@@ -225,7 +217,7 @@ def test_the_prompt_table_reports_the_judge_and_the_gap():
 
 # ---- prompt set v2: frozen, parsed, hashed in the docs ------------------------------------------------------
 def test_v2_parses_is_fresh_and_its_hash_is_the_one_in_the_docs():
-    make = _script("make_prompt_set")
+    make = load_script("make_prompt_set")
     path = make.PATH
     data = json.loads(path.read_text())
     assert data["version"] == "v2" and len(data["prompts"]) >= 300

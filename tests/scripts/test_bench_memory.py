@@ -3,15 +3,11 @@ comes from the runs, the memory arm's second run reads the first run's record, t
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from artdirector.agents.store import RunStore
 from artdirector.runtime import ZOO_DIR
-
-REPO = Path(__file__).resolve().parents[2]
+from helpers import load_script
 
 # No action can win at z = 1000, and one try is enough for the memory to act on: the memory arm's second run
 # must skip both actions its first run tried, so stop at once, where the off arm tries both again.
@@ -37,10 +33,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_memory", REPO / "scripts" / "bench_memory.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_memory")
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ table and the per-prompt JSON."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,17 +14,12 @@ import torch.nn.functional as F
 
 from artdirector.prompts import parse
 from artdirector.scenes.layout import plan
-from helpers import real_mnist5k
-
-REPO = Path(__file__).resolve().parents[2]
+from helpers import load_script, real_mnist5k
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_prompts", REPO / "scripts" / "bench_prompts.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_prompts")
 
 
 def test_the_committed_set_is_big_balanced_and_every_prompt_parses_and_plans(bench):

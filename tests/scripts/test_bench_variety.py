@@ -3,25 +3,17 @@ scale, per class; a zero scale draws one image per class (variety 0), the prior 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from artdirector.creators import load_creator
 from artdirector.evaluation import LeNetFeatures
-from helpers import TINY_CGAN, build_model, save_checkpoint
-
-REPO = Path(__file__).resolve().parents[2]
+from helpers import TINY_CGAN, build_model, load_script, save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def bench_variety():
-    spec = importlib.util.spec_from_file_location("bench_variety", REPO / "scripts" / "bench_variety.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_variety")
 
 
 def test_scale_zero_is_one_image_per_class_and_the_prior_varies(bench_variety, make_cfg, tmp_path) -> None:
