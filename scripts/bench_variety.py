@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 
-from artdirector.creators import load_creator
+from artdirector.creators import wrap
 from artdirector.data.datamodules import TorchvisionDataModule
 from artdirector.errors import InputError, report_user_errors
 from artdirector.evaluation import LeNetFeatures
 from artdirector.evaluation.judge import within_class_variety
+from artdirector.models.checkpoint import checkpoint_kind, module_class, read_checkpoint
 
 
 def measure(creator, lenet, real_x, real_y, scale: float, n_per_class: int, seed: int) -> dict:
@@ -60,10 +61,12 @@ def main() -> None:
     lenet = LeNetFeatures(args.dataset)
     rows = []
     for path in args.ckpts:
-        creator = load_creator(path)
-        if creator.kind != "gan" or not creator.num_classes:
+        ckpt = read_checkpoint(path)  # read once: the creator and its epoch
+        kind = checkpoint_kind(ckpt)
+        creator = wrap(module_class(kind).from_loaded(ckpt, path), path) if kind == "gan" else None
+        if creator is None or not creator.num_classes:
             raise InputError(f"{path} is not a class-conditional GAN: give the checkpoint of one")
-        epoch = torch.load(path, map_location="cpu", weights_only=True).get("epoch")
+        epoch = ckpt.get("epoch")
         for s in args.scales:
             m = measure(creator, lenet, real_x, real_y, s, args.n_per_class, args.seed)
             rows.append((path, epoch, s, m))

@@ -202,7 +202,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
     def _mode_seeking_term(self, fake: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The weighted mode-seeking term for G's loss (a zero, drawing nothing, when it is off): the first
         half of the batch against images of the same labels from fresh latents."""
-        if not self.mode_seeking or z is None or fake.shape[0] < 2:
+        if not self.mode_seeking or fake.shape[0] < 2:
             return fake.new_zeros(())
         h = fake.shape[0] // 2
         z2 = torch.randn_like(z[:h])
@@ -212,7 +212,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         self.log("train/mode_seeking", term.detach(), on_step=False, on_epoch=True, batch_size=fake.shape[0])
         return self.mode_seeking * term
 
-    def _simultaneous_step(self, real, fake, opt_g, opt_d, y=None, z=None):
+    def _simultaneous_step(self, real, fake, opt_g, opt_d, y, z):
         """Both losses from one forward pass; both gradients taken before either optimiser steps. With
         DiffAugment, D sees augmented real and fake images, and both losses come from those outputs (G's
         gradient flows back through the augmentation)."""
@@ -258,7 +258,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         for g, reduced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads), strict=True):
             g.copy_(reduced)
 
-    def _alternating_step(self, real, fake, opt_g, opt_d, y=None, z=None):
+    def _alternating_step(self, real, fake, opt_g, opt_d, y, z):
         """D steps on ``fake.detach()``; then G steps through the just-updated D. With DiffAugment, every
         D pass sees freshly augmented images (real and fake in the D step, fake in the G step)."""
         with self.toggled_optimizer(opt_d):
