@@ -62,9 +62,9 @@ def _fit_two_steps(make_cfg, overrides: list[str]) -> tuple[GANModule, object, d
 
 
 def _counted(fn, calls):
-    def wrapper(x):
+    def wrapper(*args):
         calls["d_features"] += 1
-        return fn(x)
+        return fn(*args)
 
     return wrapper
 

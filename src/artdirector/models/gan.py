@@ -207,7 +207,10 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         h = fake.shape[0] // 2
         z2 = torch.randn_like(z[:h])
         other = self._g(z2, y[:h] if y is not None else None)
-        embed = self.discriminator.features if self.mode_seeking_space == "critic" else None
+        embed = None
+        if self.mode_seeking_space == "critic":
+            d = self.discriminator  # a minibatch-std D reads each image's class for its spread map
+            embed = (lambda x: d.features(x, y[:h])) if getattr(d, "minibatch_std", False) else d.features
         term = mode_seeking_loss(fake[:h], other, z[:h], z2, embed)
         self.log("train/mode_seeking", term.detach(), on_step=False, on_epoch=True, batch_size=fake.shape[0])
         return self.mode_seeking * term

@@ -9,6 +9,9 @@ head in D.
   (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
 - Discriminator: spectrally normalised convolutions (Miyato et al. 2018) down 28 -> 14 -> 7, global sum
   pooling, a spectrally normalised linear head plus the projection <embed(y), phi(x)> (Miyato & Koyama 2018).
+  ``minibatch_std=True`` gives its last convolution one more input map at 7x7: the spread of the features
+  within each image's class in the batch (``class_minibatch_std.py``), so that D can see a generator that
+  draws too little variety within a class.
 
 At 28x28 only (the zoo's MNIST and FashionMNIST); base_channels c sets the width.
 """
@@ -21,6 +24,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from artdirector.errors import ConfigError
+from artdirector.models.nets.class_minibatch_std import class_minibatch_std
 
 
 def _check_size(image_size: int) -> None:
@@ -95,11 +99,13 @@ class SNProjectionDiscriminator(nn.Module):
         channels: int = 1,
         image_size: int = 28,
         leaky_slope: float = 0.1,
+        minibatch_std: bool = False,
     ) -> None:
         super().__init__()
         _check_size(image_size)
         c = base_channels
         self.num_classes, self.channels, self.image_size, self.slope = num_classes, channels, 28, leaky_slope
+        self.minibatch_std = bool(minibatch_std)
         self.convs = nn.ModuleList(
             spectral_norm(conv)
             for conv in (
@@ -107,21 +113,28 @@ class SNProjectionDiscriminator(nn.Module):
                 nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),  # 14
                 nn.Conv2d(2 * c, 2 * c, 3, padding=1),
                 nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1),  # 7
-                nn.Conv2d(4 * c, 4 * c, 3, padding=1),
+                nn.Conv2d(4 * c + self.minibatch_std, 4 * c, 3, padding=1),
             )
         )
         self.head = spectral_norm(nn.Linear(4 * c, 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, 4 * c))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled features (N, 4 * base_channels) that the head and the projection read."""
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled features (N, 4 * base_channels) that the head and the projection read (``labels``
+        needed with ``minibatch_std``, whose map is the spread within each image's class)."""
         if x.shape[1:] != (self.channels, 28, 28):
             raise ValueError(f"Discriminator expects (N, {self.channels}, 28, 28), got {tuple(x.shape)}")
+        if self.minibatch_std and labels is None:
+            raise ValueError("a discriminator with minibatch_std reads the labels: call features(x, labels)")
         h = x.contiguous(memory_format=torch.channels_last)
-        for conv in self.convs:
+        for i, conv in enumerate(self.convs):
+            if self.minibatch_std and i == len(self.convs) - 1:
+                h = class_minibatch_std(h, labels, self.num_classes).contiguous(
+                    memory_format=torch.channels_last
+                )
             h = F.leaky_relu(conv(h), self.slope)
         return h.sum(dim=(2, 3))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
+        h = self.features(x, labels)
         return self.head(h).squeeze(1) + (self.embed(labels.long()) * h).sum(1)
