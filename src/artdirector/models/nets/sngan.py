@@ -127,13 +127,12 @@ class SNProjectionDiscriminator(nn.Module):
         if self.minibatch_std and labels is None:
             raise ValueError("a discriminator with minibatch_std reads the labels: call features(x, labels)")
         h = x.contiguous(memory_format=torch.channels_last)
-        for i, conv in enumerate(self.convs):
-            if self.minibatch_std and i == len(self.convs) - 1:
-                h = class_minibatch_std(h, labels, self.num_classes).contiguous(
-                    memory_format=torch.channels_last
-                )
+        *body, last = self.convs
+        for conv in body:
             h = F.leaky_relu(conv(h), self.slope)
-        return h.sum(dim=(2, 3))
+        if self.minibatch_std:  # the spread map enters the last convolution, at 7x7
+            h = class_minibatch_std(h, labels, self.num_classes).contiguous(memory_format=torch.channels_last)
+        return F.leaky_relu(last(h), self.slope).sum(dim=(2, 3))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.features(x, labels)
