@@ -28,3 +28,19 @@ def test_scale_zero_is_one_image_per_class_and_the_prior_varies(bench_variety, m
     # conformance is a share of each class's 5 samples: one image drawn 5 times is read one way
     assert all(c in (0.0, 1.0) for c in flat["conformance"])
     assert all(0 <= c <= 1 for c in prior["conformance"])
+
+
+def test_the_scale_rule_takes_the_smallest_scale_that_reaches_the_target_within_the_conformance_drop(
+    bench_variety,
+) -> None:
+    # class 0 reaches 0.85 at 1.2; class 1 reaches it at 1.1 only by losing 0.10 of conformance, so it
+    # stays at the largest scale within the drop (1.0); class 2 already reaches it
+    measured = {
+        1.0: {"variety": [0.78, 0.80, 0.90], "conformance": [0.97, 0.90, 0.99]},
+        1.1: {"variety": [0.82, 0.86, 0.95], "conformance": [0.96, 0.80, 0.99]},
+        1.2: {"variety": [0.86, 0.90, 0.99], "conformance": [0.95, 0.70, 0.98]},
+    }
+    assert bench_variety.choose_scales([1.0, 1.1, 1.2], measured, 0.85, 0.02) == [1.2, 1.0, 1.0]
+    # a class that never reaches the target within the drop gets the largest scale allowed (0); one that
+    # reaches it further up moves there (2)
+    assert bench_variety.choose_scales([1.0, 1.1, 1.2], measured, 0.95, 0.02) == [1.2, 1.0, 1.1]

@@ -11,14 +11,15 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from artdirector.models.checkpoint import KIND_KEY
 
 
 def plain(spec: Any) -> Any:
-    return OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else spec
+    """A Hydra config (mapping or list) as plain Python containers; anything else as it is."""
+    return OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig | ListConfig) else spec
 
 
 def build_module(spec: Any) -> nn.Module:

@@ -74,6 +74,8 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
             not move with their latent; 0 (the seed's) off.
         mode_seeking_space: where that term measures distance: ``pixels`` (the paper's) or ``critic`` (the
             discriminator's pooled features; the discriminator must have ``features(x)``).
+        latent_scale: the sampling temperature, one number or one per class (:class:`GANSampling`); 1 (the
+            seed's) draws from the prior G was trained on. Training ignores it.
     """
 
     kind = "gan"
@@ -92,6 +94,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         ema_decay: float = 0.0,
         mode_seeking: float = 0.0,
         mode_seeking_space: str = "pixels",
+        latent_scale: Any = 1.0,
     ) -> None:
         super().__init__()
         if update_rule not in UPDATE_RULES:
@@ -115,6 +118,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
         self.automatic_optimization = False
         generator, discriminator = plain(generator), plain(discriminator)
         optimizer_g, optimizer_d = plain(optimizer_g), plain(optimizer_d)
+        latent_scale = plain(latent_scale)  # a list config saved as a list
         injected = [
             n
             for n, v in (
@@ -126,7 +130,7 @@ class GANModule(ExactResume, GANSampling, L.LightningModule):
             if not isinstance(v, Mapping)
         ]
         self.save_hyperparameters(ignore=injected)
-        self.build_nets(generator, discriminator, ema_decay, n_fixed_noise, fixed_noise_seed)
+        self.build_nets(generator, discriminator, ema_decay, n_fixed_noise, fixed_noise_seed, latent_scale)
         if (
             self.mode_seeking
             and mode_seeking_space == "critic"

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from artdirector.errors import ConfigError
 from artdirector.models.base import balanced_labels, build_module, ema_with_warmup, plain
 from artdirector.models.checkpoint import CheckpointError, checkpoint_kind
 
@@ -49,9 +50,30 @@ def gan_hyperparameters(ckpt: dict[str, Any], path: str | Path = "<checkpoint>")
     return hp
 
 
+def latent_scales(latent_scale: Any, num_classes: int) -> tuple[float, ...]:
+    """``latent_scale`` (one number, or one per class of a conditional GAN) as a tuple of positive floats, or a
+    :class:`ConfigError` saying what to write instead."""
+    scales = tuple(
+        float(s) for s in (latent_scale if isinstance(latent_scale, list | tuple) else [latent_scale])
+    )
+    if len(scales) not in {1, max(num_classes, 1)} or min(scales) <= 0:
+        raise ConfigError(
+            f"model.latent_scale must be one number > 0 or one per class ({num_classes}), got {latent_scale}"
+        )
+    return scales
+
+
 class GANSampling:
     """Sampling and scoring over ``self.generator``, ``self.discriminator`` and ``self.ema`` (an
-    ``AveragedModel`` of the generator, or None); the host class gives ``device``."""
+    ``AveragedModel`` of the generator, or None); the host class gives ``device``.
+
+    Sampling temperature: every sampling path (``sample``, ``generate``, and so every agent's draw and latent
+    move) decodes ``G(s * z, y)`` with ``s = latent_scale`` of the class ``y``, that is latents from
+    N(0, s^2 I), while the latents the caller holds stay N(0, I) (priors and latent moves are unchanged).
+    s < 1 is the truncation side (Brock et al. 2019); s > 1 widens a class its generator draws too narrowly.
+    Training draws N(0, I) whatever it is: the scale is a sampling choice, set when a model is exported
+    (``scripts/export_zoo.py --hp latent_scale=[...]``, chosen on the selection split by
+    ``scripts/bench_variety.py --target-variety``)."""
 
     generator: nn.Module
     discriminator: nn.Module
@@ -59,11 +81,17 @@ class GANSampling:
     device: torch.device
 
     def build_nets(
-        self, generator: Any, discriminator: Any, ema_decay: float, n_fixed_noise: int, fixed_noise_seed: int
+        self,
+        generator: Any,
+        discriminator: Any,
+        ema_decay: float,
+        n_fixed_noise: int,
+        fixed_noise_seed: int,
+        latent_scale: Any = 1.0,
     ) -> None:
         """The generator, the discriminator, the weight average (``ema_decay`` > 0) and the fixed noise, in this
         order (the default initialisations draw the same global random numbers for every host class), laid out
-        as both hosts' checkpoints hold them."""
+        as both hosts' checkpoints hold them; and the sampling temperature (``latent_scale``)."""
         self.generator = build_module(plain(generator))
         self.discriminator = build_module(plain(discriminator))
         self.ema = None
@@ -76,6 +104,7 @@ class GANSampling:
             n_fixed_noise, self.latent_dim, generator=torch.Generator().manual_seed(fixed_noise_seed)
         )
         self.register_buffer("fixed_noise", noise)
+        self.latent_scale = latent_scales(plain(latent_scale), self.num_classes)
 
     @property
     def latent_dim(self) -> int:
@@ -118,6 +147,13 @@ class GANSampling:
         net = net or self.generator
         return net(z, labels.to(z.device)) if self.num_classes else net(z)
 
+    def _tempered(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """``s * z`` with ``s`` the latent scale of each latent's class (see the class's docstring)."""
+        if len(self.latent_scale) == 1:
+            return z if self.latent_scale[0] == 1.0 else z * self.latent_scale[0]
+        scale = torch.tensor(self.latent_scale, device=z.device, dtype=z.dtype)
+        return z * scale[labels.to(z.device)].unsqueeze(1)
+
     def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         self._check_labels(labels)
         return self.discriminator(x, labels.to(x.device)) if self.num_classes else self.discriminator(x)
@@ -146,7 +182,9 @@ class GANSampling:
         )
         g = self.sampling_generator
         with eval_mode(g):
-            return torch.cat([self._g(c, y, g) for c, y in zip(z.split(batch_size), ys, strict=True)])
+            return torch.cat(
+                [self._g(self._tempered(c, y), y, g) for c, y in zip(z.split(batch_size), ys, strict=True)]
+            )
 
     def eval_samples(self, n: int, seed: int = 0) -> torch.Tensor:
         """n samples from latents drawn under ``seed`` (the process's RNG forked, so training's stream is left
@@ -165,7 +203,8 @@ class GANSampling:
         """Differentiable generation in eval mode (latent refinement needs gradients through G)."""
         g = self.sampling_generator
         with eval_mode(g):
-            return self._g(z, labels, g)
+            self._check_labels(labels)
+            return self._g(self._tempered(z, labels), labels, g)
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Discriminator logits (N,) in eval mode (no dropout); differentiable w.r.t. ``x``."""
@@ -187,9 +226,10 @@ class GANNets(GANSampling, nn.Module):
         ema_decay: float = 0.0,
         n_fixed_noise: int = 16,
         fixed_noise_seed: int = 0,
+        latent_scale: Any = 1.0,
     ) -> None:
         super().__init__()
-        self.build_nets(generator, discriminator, ema_decay, n_fixed_noise, fixed_noise_seed)
+        self.build_nets(generator, discriminator, ema_decay, n_fixed_noise, fixed_noise_seed, latent_scale)
 
     @property
     def device(self) -> torch.device:
@@ -201,7 +241,14 @@ class GANNets(GANSampling, nn.Module):
     ) -> GANNets:
         """The networks of a checkpoint already read with ``read_checkpoint``, in eval mode."""
         hp = gan_hyperparameters(ckpt, path)
-        keep = ("generator", "discriminator", "ema_decay", "n_fixed_noise", "fixed_noise_seed")
+        keep = (
+            "generator",
+            "discriminator",
+            "ema_decay",
+            "n_fixed_noise",
+            "fixed_noise_seed",
+            "latent_scale",
+        )
         nets = cls(**{k: hp[k] for k in keep if k in hp})
         nets.load_state_dict(ckpt["state_dict"])
         return nets.to(map_location).eval()
