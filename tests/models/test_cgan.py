@@ -119,6 +119,9 @@ def test_a_per_class_latent_scale_tempers_each_class_in_every_sampling_path(make
     # the scale travels with the checkpoint, to the Lightning-free sampler too
     nets = sampling_creator(save_checkpoint(m, tmp_path / "t.ckpt"))
     assert torch.allclose(nets.from_latents(z, y), direct, atol=1e-6)
+    # and the trace says so; a model at the prior's temperature says nothing of it
+    assert nets.describe()["latent_scale"] == scales
+    assert "latent_scale" not in sampling_creator(save_checkpoint(plain, tmp_path / "p.ckpt")).describe()
     # hydra wraps the module's ConfigError; the CLI prints its one line
     with pytest.raises(InstantiationException, match="one per class"):
         _model(make_cfg, "model.latent_scale=[1.0,2.0]")

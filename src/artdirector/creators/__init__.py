@@ -161,6 +161,15 @@ class GANCreator(_Adapter):
     def latent_dim(self) -> int:
         return self.model.latent_dim
 
+    def describe(self) -> dict[str, Any]:
+        """The adapter's description, and the sampling temperature when it is not the prior's (the trace then
+        says that class y is drawn from G(s_y z, y))."""
+        out = super().describe()
+        scale = tuple(getattr(self.model, "latent_scale", (1.0,)))
+        if any(s != 1.0 for s in scale):
+            out["latent_scale"] = list(scale)
+        return out
+
     def from_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The images of latents ``z`` (and labels, for a conditional GAN), on the CPU."""
         return self.model.sample(z=z.to(self.device), labels=labels).cpu()
