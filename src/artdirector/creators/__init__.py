@@ -165,9 +165,8 @@ class GANCreator(_Adapter):
         """The adapter's description, and the sampling temperature when it is not the prior's (the trace then
         says that class y is drawn from G(s_y z, y))."""
         out = super().describe()
-        scale = tuple(getattr(self.model, "latent_scale", (1.0,)))
-        if any(s != 1.0 for s in scale):
-            out["latent_scale"] = list(scale)
+        if any(s != 1.0 for s in self.model.latent_scale):
+            out["latent_scale"] = list(self.model.latent_scale)
         return out
 
     def from_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -151,6 +151,7 @@ class GANSampling:
         """``s * z`` with ``s`` the latent scale of each latent's class (see the class's docstring)."""
         if len(self.latent_scale) == 1:
             return z if self.latent_scale[0] == 1.0 else z * self.latent_scale[0]
+        self._check_labels(labels)  # a scale per class needs each latent's class
         scale = torch.tensor(self.latent_scale, device=z.device, dtype=z.dtype)
         return z * scale[labels.to(z.device)].unsqueeze(1)
 
@@ -203,7 +204,6 @@ class GANSampling:
         """Differentiable generation in eval mode (latent refinement needs gradients through G)."""
         g = self.sampling_generator
         with eval_mode(g):
-            self._check_labels(labels)
             return self._g(self._tempered(z, labels), labels, g)
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
